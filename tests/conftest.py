@@ -1,0 +1,198 @@
+"""Shared test machinery: a real server process on a free loopback port, real clients.
+
+Nothing is mocked: the server is the installed `xiuxian-realtime serve` command, the
+database is a real SQLite file in a temporary folder, clients speak WebSocket over TCP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import httpx
+import orjson
+import pytest
+import websockets
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVER_CMD = [sys.executable, "-m", "xiuxian_realtime", "serve"]
+JWT_SECRET = "test-secret-0123456789abcdef0123456789abcdef"
+API_KEY = "test-api-key-0123456789"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02,
+               message: str = "condition") -> Any:
+    """Poll a condition until it holds; fail with a message when it never does."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)
+
+
+async def async_wait_until(predicate: Callable[[], Any], timeout: float = 10.0,
+                           interval: float = 0.02, message: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        await asyncio.sleep(interval)
+
+
+class ServerProcess:
+    """One `xiuxian-realtime serve` process with its own port, data folder and log."""
+
+    def __init__(self, tmp: Path, env: dict[str, str] | None = None, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.data_dir = tmp
+        self.log_path = tmp / f"server-{self.port}.log"
+        self.env = {
+            **os.environ,
+            "JWT_SECRET": JWT_SECRET,
+            "API_KEY": API_KEY,
+            "HEARTBEAT_TIMEOUT_S": "10",
+            "PYTHONUNBUFFERED": "1",
+            **(env or {}),
+        }
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_base(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+    def start(self) -> "ServerProcess":
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [*SERVER_CMD, "--host", "127.0.0.1", "--port", str(self.port), "--data-dir", str(self.data_dir)],
+            env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+        wait_until(self._ready, timeout=30, message=f"server on port {self.port}")
+        return self
+
+    def _ready(self) -> bool:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise AssertionError(f"server exited with {self.proc.returncode}:\n{self.log()}")
+        try:
+            return httpx.get(f"{self.base}/health", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    # -- REST helpers ----------------------------------------------------------------------
+
+    def post(self, path: str, json: Any = None, **kw: Any) -> httpx.Response:
+        return httpx.post(f"{self.base}{path}", json=json, timeout=10, **kw)
+
+    def get(self, path: str, **kw: Any) -> httpx.Response:
+        return httpx.get(f"{self.base}{path}", timeout=10, **kw)
+
+    def register(self, name: str | None = None) -> tuple[int, str]:
+        name = name or f"p{time.monotonic_ns()}"
+        r = self.post("/api/auth/register", {"username": name, "password": "pw"})
+        assert r.status_code == 201, r.text
+        body = r.json()
+        return body["id"], body["token"]
+
+    def publish(self, user_id: int, type_: str, data: dict[str, Any]) -> httpx.Response:
+        return self.post("/api/publish", {"userId": user_id, "type": type_, "data": data},
+                         headers={"X-API-Key": API_KEY})
+
+    def stats(self) -> dict[str, Any]:
+        return self.get("/ws/stats").json()
+
+    def ws_url(self, user_id: int, token: str, **params: Any) -> str:
+        query = "&".join(f"{k}={v}" for k, v in {"userId": user_id, "token": token, **params}.items())
+        return f"{self.ws_base}?{query}"
+
+    def connect(self, user_id: int, token: str, **params: Any) -> Any:
+        """A websockets client connection (use with `async with`)."""
+        return websockets.connect(self.ws_url(user_id, token, **params), max_size=None,
+                                  ping_interval=None, open_timeout=10)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A server shared by a module's tests, with a short heartbeat timeout."""
+    proc = ServerProcess(tmp_path_factory.mktemp("srv"), {"HEARTBEAT_TIMEOUT_S": "2"}).start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+def make_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
+    """Start servers with their own settings; all are stopped at the end of the test."""
+    started: list[ServerProcess] = []
+
+    def make(env: dict[str, str] | None = None, data_dir: Path | None = None,
+             port: int | None = None) -> ServerProcess:
+        proc = ServerProcess(data_dir or tmp_path / f"d{len(started)}", env, port).start()
+        started.append(proc)
+        return proc
+
+    yield make
+    for proc in started:
+        proc.stop()
+
+
+async def recv_json(ws: Any, timeout: float = 5.0) -> dict[str, Any]:
+    return orjson.loads(await asyncio.wait_for(ws.recv(), timeout))
+
+
+async def recv_until(ws: Any, predicate: Callable[[dict[str, Any]], bool], timeout: float = 5.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError("expected message never arrived")
+        msg = await recv_json(ws, left)
+        if predicate(msg):
+            return msg
+
+
+async def closed_with(ws: Any, timeout: float = 5.0) -> int:
+    """Read until the server closes; return the close code it sent."""
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                await ws.recv()
+    except websockets.ConnectionClosed as exc:
+        return exc.rcvd.code if exc.rcvd is not None else 1006
+    raise AssertionError("unreachable")

@@ -1,0 +1,105 @@
+"""Wiring: builds every part from the settings and ties their lifetimes to the app's.
+
+Read this file to see the whole server at a glance: which backend each interface gets,
+who calls whom, and what happens at start-up and shutdown.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import AsyncIterator
+
+from fastapi import FastAPI
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+
+from . import metrics
+from .api import auth as auth_api
+from .api import errors, online, publish, status
+from .auth import Tokens
+from .config import Settings
+from .history import MemoryHistory
+from .hub import Hub
+from .presence import MemoryPresence, Presence
+from .services.spirit import SpiritService
+from .sessions import Sessions
+from .storage.db import Database
+from .transport import WsGateway
+
+log = logging.getLogger("xiuxian.app")
+STATIC_DIR = Path(__file__).parent / "static"
+
+
+class Runtime:
+    """Every long-lived part of one server process."""
+
+    def __init__(self, settings: Settings) -> None:
+        settings.ensure_secrets()
+        self.settings = settings
+        self.tokens = Tokens(settings.jwt_secret.get_secret_value(), settings.jwt_expiry_days)
+        self.db = Database(settings.resolved_database_url())
+        self.history = MemoryHistory(settings.history_max_events, settings.history_max_age_s,
+                                     settings.history_max_bytes)
+        self.hub = Hub(self.history,
+                       heartbeat_interval_ms=settings.heartbeat_interval_ms,
+                       heartbeat_timeout_s=settings.heartbeat_timeout_s,
+                       read_timeout_s=settings.ws_read_timeout_s,
+                       max_connections_per_user=settings.ws_max_connections_per_user)
+        self.presence: Presence = MemoryPresence()
+        self.spirit = SpiritService(self.db)
+        self.sessions = Sessions(self.presence, [self.spirit], self.hub, settings.heartbeat_timeout_s)
+        self.hub.sessions = self.sessions
+        self.gateway = WsGateway(
+            self.hub, self.tokens,
+            allowed_origins=settings.origin_allow_list(),
+            max_inbound_bytes=settings.ws_max_inbound_bytes,
+            rate_limit=settings.ws_rate_limit,
+            queue_max_messages=settings.ws_queue_max_messages,
+            queue_max_bytes=settings.ws_queue_max_bytes)
+        self.metrics = metrics.make_registry(self.hub)
+
+    async def start(self) -> None:
+        await self.db.create_schema()
+        self.hub.start()
+
+    async def stop(self) -> None:
+        """Stop accepting, close connections with 1001, finish pending writes.
+
+        Players are not logged out because the server stops: they reconnect (here or
+        on another node) and their session carries on.
+        """
+        await self.gateway.shutdown()
+        await self.sessions.close()
+        await self.presence.close()
+        await self.db.close()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    runtime = Runtime(settings or Settings())
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await runtime.start()
+        log.info("started", extra={"port": runtime.settings.port})
+        try:
+            yield
+        finally:
+            await runtime.stop()
+            log.info("stopped")
+
+    app = FastAPI(title="xiuxian-realtime", lifespan=lifespan, docs_url="/api/docs",
+                  openapi_url="/api/openapi.json", redoc_url=None)
+    app.state.runtime = runtime
+    errors.install(app)
+    for router in (auth_api.router, online.router, publish.router, status.router):
+        app.include_router(router)
+    if (STATIC_DIR / "index.html").exists():
+        app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+        @app.get("/", include_in_schema=False)
+        async def index() -> FileResponse:
+            return FileResponse(STATIC_DIR / "index.html")
+
+    return app

@@ -1,0 +1,1 @@
+"""Game services: the producers of the events the hub carries."""
