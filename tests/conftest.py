@@ -131,6 +131,15 @@ class ServerProcess:
         body = r.json()
         return body["id"], body["token"]
 
+    def seed(self, count: int) -> list[tuple[int, str]]:
+        """Create players straight in the database (no bcrypt per player)."""
+        out = self.data_dir / f"seed-{time.monotonic_ns()}.tsv"
+        subprocess.run([sys.executable, "-m", "xiuxian_realtime", "seed-players", "--count", str(count),
+                        "--out", str(out), "--data-dir", str(self.data_dir)],
+                       env=self.env, cwd=ROOT, check=True, capture_output=True)
+        rows = [line.split("\t") for line in out.read_text().splitlines()]
+        return [(int(uid), token) for uid, token in rows]
+
     def publish(self, user_id: int, type_: str, data: dict[str, Any]) -> httpx.Response:
         return self.post("/api/publish", {"userId": user_id, "type": type_, "data": data},
                          headers={"X-API-Key": API_KEY})

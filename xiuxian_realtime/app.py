@@ -60,8 +60,14 @@ class Runtime:
             queue_max_bytes=settings.ws_queue_max_bytes)
         self.metrics = metrics.make_registry(self.hub)
 
+    @property
+    def history_file(self) -> Path:
+        return self.settings.data_dir / "history.json"
+
     async def start(self) -> None:
         await self.db.create_schema()
+        if self.history.load(self.history_file):
+            log.info("history restored", extra={"streams": self.history.stream_count})
         self.hub.start()
 
     async def stop(self) -> None:
@@ -71,6 +77,7 @@ class Runtime:
         on another node) and their session carries on.
         """
         await self.gateway.shutdown()
+        self.history.save(self.history_file)
         await self.sessions.close()
         await self.presence.close()
         await self.db.close()
