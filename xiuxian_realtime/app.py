@@ -20,6 +20,7 @@ from .api import auth as auth_api
 from .api import errors, online, publish, status
 from .auth import Tokens
 from .config import Settings
+from .broker import LocalBroker
 from .history import MemoryHistory
 from .hub import Hub
 from .presence import MemoryPresence, Presence
@@ -42,7 +43,8 @@ class Runtime:
         self.db = Database(settings.resolved_database_url())
         self.history = MemoryHistory(settings.history_max_events, settings.history_max_age_s,
                                      settings.history_max_bytes)
-        self.hub = Hub(self.history,
+        self.broker = LocalBroker(self.history)
+        self.hub = Hub(self.broker,
                        heartbeat_interval_ms=settings.heartbeat_interval_ms,
                        heartbeat_timeout_s=settings.heartbeat_timeout_s,
                        read_timeout_s=settings.ws_read_timeout_s,

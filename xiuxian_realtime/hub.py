@@ -24,7 +24,8 @@ from typing import Any, Protocol
 import orjson
 
 from . import protocol
-from .history import Coalesce, MemoryHistory, Replay
+from .broker import Broker
+from .history import Coalesce, Position, Replay
 from .protocol import CloseCode
 
 log = logging.getLogger("xiuxian.hub")
@@ -44,7 +45,11 @@ class Connection(Protocol):
     frames: int
     closed: bool
 
-    def send(self, payload: bytes) -> None: ...
+    def send(self, payload: bytes, seq: int = 0) -> None: ...
+
+    def start_stream(self, frames: list[bytes], seq: int) -> None:
+        """Send the greeting frames, then release what was held back, skipping any
+        sequenced message at or below `seq` (already covered by the replay)."""
 
     def close(self, code: int, reason: str) -> None: ...
 
@@ -73,10 +78,11 @@ class SessionEvents(Protocol):
 
 
 class Hub:
-    def __init__(self, history: MemoryHistory, *, heartbeat_interval_ms: int,
+    def __init__(self, broker: Broker, *, heartbeat_interval_ms: int,
                  heartbeat_timeout_s: float, read_timeout_s: float,
                  max_connections_per_user: int) -> None:
-        self.history = history
+        self.broker = broker
+        broker.bind(self)
         self.heartbeat_interval_ms = heartbeat_interval_ms
         self.heartbeat_timeout_s = heartbeat_timeout_s
         self.read_timeout_s = read_timeout_s
@@ -95,27 +101,56 @@ class Hub:
 
     def send_to_user(self, user_id: int, type_: str, data: Any,
                      coalesce: Coalesce | None = None) -> int:
-        """Deliver an event to every connection of a user; return its seq (0: no stream).
+        """Deliver an event to every connection of a user, on every node.
 
-        Never blocks. The event is recorded in the user's history (v2 resume) even while
-        they have no connection, so a reconnect can replay it.
+        Never blocks. The event gets the next position in the user's stream and is kept
+        for resume even while they have no connection. `coalesce` marks a state event
+        (its latest value supersedes earlier ones, like spirit): it may be merged in
+        history, and in a cluster it is delivered by this node only, unsequenced.
+        Returns the seq when already known (0 otherwise).
         """
         ts = int(_time())
         payload = protocol.encode_event(type_, user_id, ts, data)
-        seq = self.history.append_user(user_id, type_, ts, data, payload, coalesce)
-        conns = self._users.get(user_id)
-        if conns:
-            v2_payload = protocol.with_position(payload, b"seq", seq) if seq else payload
-            for conn in conns:
-                conn.send(v2_payload if conn.v2 else payload)
-            self.stats.messages_out += len(conns)
-        return seq
+        return self.broker.publish_user(user_id, type_, ts, data, payload, coalesce)
+
+    async def send_to_user_confirmed(self, user_id: int, type_: str, data: Any) -> int:
+        """Like send_to_user, but wait until the event is recorded; raises BrokerUnavailable."""
+        ts = int(_time())
+        payload = protocol.encode_event(type_, user_id, ts, data)
+        return await self.broker.publish_user_confirmed(user_id, type_, ts, data, payload)
 
     def broadcast(self, type_: str, data: Any) -> int:
-        """Deliver an event to every connection; return its bseq."""
+        """Deliver an event to every connection on every node; return its bseq if known."""
         ts = int(_time())
         payload = protocol.encode_event(type_, 0, ts, data)
-        bseq = self.history.append_broadcast(type_, ts, data, payload)
+        return self.broker.publish_broadcast(type_, ts, data, payload)
+
+    async def broadcast_confirmed(self, type_: str, data: Any) -> int:
+        ts = int(_time())
+        payload = protocol.encode_event(type_, 0, ts, data)
+        return await self.broker.publish_broadcast_confirmed(type_, ts, data, payload)
+
+    def send_local(self, user_id: int, payload: bytes) -> None:
+        """Send already-encoded, unsequenced bytes to this node's connections of a user."""
+        conns = self._users.get(user_id)
+        if conns:
+            for conn in conns:
+                conn.send(payload)
+            self.stats.messages_out += len(conns)
+
+    # -- what brokers call -----------------------------------------------------------------
+
+    def deliver_user(self, user_id: int, payload: bytes, seq: int) -> None:
+        """Hand a published event to this node's connections of its user."""
+        conns = self._users.get(user_id)
+        if not conns:
+            return
+        v2_payload = protocol.with_position(payload, b"seq", seq) if seq else payload
+        for conn in conns:
+            conn.send(v2_payload if conn.v2 else payload, seq)
+        self.stats.messages_out += len(conns)
+
+    def deliver_broadcast(self, payload: bytes, bseq: int) -> None:
         v2_payload = protocol.with_position(payload, b"bseq", bseq)
         sent = 0
         for conns in self._users.values():
@@ -123,7 +158,6 @@ class Hub:
                 conn.send(v2_payload if conn.v2 else payload)
             sent += len(conns)
         self.stats.messages_out += sent
-        return bseq
 
     def online_count(self) -> int:
         """Users with at least one connection on this node."""
@@ -162,9 +196,8 @@ class Hub:
             existing = self._users.get(conn.user_id)
         first = existing is None
         conns = self._users.setdefault(conn.user_id, [])
-        if conn.v2:
-            self._greet(conn, since, bsince, epoch)
         conns.append(conn)
+        self.broker.user_attached(conn, first, since, bsince, epoch)
         self._connections += 1
         self.stats.connections_total += 1
         if first and self.sessions is not None:
@@ -179,19 +212,19 @@ class Hub:
         self._connections -= 1
         if not conns:
             del self._users[conn.user_id]
+            self.broker.user_detached(conn.user_id)
             if self.sessions is not None and not self.closing:
                 self.sessions.user_disconnected(conn.user_id, conn.last_ping)
 
-    def _greet(self, conn: Connection, since: int | None, bsince: int | None,
-               epoch: str | None) -> None:
-        history = self.history
-        history.ensure_stream(conn.user_id)
-        replay: Replay | None = None
-        if since is not None:
-            replay = history.replay(conn.user_id, epoch, since, bsince)
-        pos = history.position(conn.user_id)
+    def greet(self, conn: Connection, pos: Position, replay: Replay | None) -> None:
+        """Send a v2 connection its welcome, then the replay or a resync.
+
+        Called by the broker once it knows the position (at once in one process,
+        after a Redis round trip in a cluster). Until then the connection holds back
+        whatever else is sent to it, so the welcome is always first.
+        """
         recovered = replay is not None and replay.recovered
-        conn.send(self._protocol_message("welcome", conn.user_id, {
+        frames: list[bytes] = [self._protocol_message("welcome", conn.user_id, {
             "connectionId": conn.conn_id,
             "serverTime": int(_time() * 1000),
             "heartbeatInterval": self.heartbeat_interval_ms,
@@ -200,19 +233,20 @@ class Hub:
             "seq": pos.seq,
             "bseq": pos.bseq,
             "recovered": recovered,
-        }))
-        if replay is None:
-            return
-        if replay.recovered:
-            self.stats.resumes += 1
-            for frame in replay.frames:
-                conn.send(frame)
-            self.stats.messages_out += len(replay.frames)
-        else:
-            self.stats.resyncs += 1
-            conn.send(self._protocol_message("resync", conn.user_id, {
-                "reason": replay.reason, "epoch": pos.epoch, "seq": pos.seq, "bseq": pos.bseq,
-            }))
+        })]
+        if replay is not None:
+            if replay.recovered:
+                self.stats.resumes += 1
+                frames.extend(replay.frames)
+            else:
+                self.stats.resyncs += 1
+                frames.append(self.resync_message(conn.user_id, replay.reason or "epoch_mismatch", pos))
+        self.stats.messages_out += len(frames)
+        conn.start_stream(frames, pos.seq)
+
+    def resync_message(self, user_id: int, reason: str, pos: Position) -> bytes:
+        return self._protocol_message("resync", user_id, {
+            "reason": reason, "epoch": pos.epoch, "seq": pos.seq, "bseq": pos.bseq})
 
     def pong(self, conn: Connection, client_time: Any) -> None:
         now = _time()
@@ -258,7 +292,7 @@ class Hub:
             self.sessions.sweep(now)
         self._sweeps += 1
         if self._sweeps % 10 == 0:
-            self.history.expire(self.is_online)
+            self.broker.expire()
 
     def close_all(self, code: int, reason: str) -> None:
         """Close every connection (shutdown). Sessions are not logged out for this."""

@@ -42,7 +42,7 @@ class HubCollector:
         for name, (doc, value) in counters.items():
             yield CounterMetricFamily(f"xiuxian_ws_{name}", doc, value=value)
         yield GaugeMetricFamily("xiuxian_history_bytes", "Bytes held by resume history",
-                                value=hub.history.total_bytes)
+                                value=hub.broker.history_bytes())
 
 
 def make_registry(hub: Hub) -> CollectorRegistry:

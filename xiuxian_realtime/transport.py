@@ -52,7 +52,7 @@ class WsConnection(WSListener):
     """One accepted WebSocket: feeds frames to the hub, takes payloads from it."""
 
     __slots__ = ("hub", "gateway", "conn_id", "user_id", "v2", "ip", "transport", "last_ping",
-                 "last_seen", "frames", "closed", "paused", "backlog", "_resume")
+                 "last_seen", "frames", "closed", "paused", "backlog", "held", "_resume")
 
     def __init__(self, gateway: "WsGateway", user_id: int, v2: bool, ip: str | None,
                  resume: tuple[int | None, int | None, str | None]) -> None:
@@ -70,6 +70,8 @@ class WsConnection(WSListener):
         self.closed = False
         self.paused = False
         self.backlog = 0
+        # A v2 connection holds back what it is sent until its welcome has gone out.
+        self.held: list[tuple[int, bytes]] | None = [] if v2 else None
         self._resume = resume
 
     # -- picows callbacks ------------------------------------------------------------
@@ -140,8 +142,11 @@ class WsConnection(WSListener):
 
     # -- what the hub calls ----------------------------------------------------------
 
-    def send(self, payload: bytes) -> None:
+    def send(self, payload: bytes, seq: int = 0) -> None:
         if self.closed:
+            return
+        if self.held is not None:
+            self.held.append((seq, payload))
             return
         transport = self.transport
         transport.send(_TEXT, payload)  # type: ignore[union-attr]
@@ -153,6 +158,14 @@ class WsConnection(WSListener):
                 self.hub.stats.slow_disconnects += 1
                 log.info("slow consumer", extra={"user_id": self.user_id, "conn_id": self.conn_id})
                 self.close(CloseCode.SLOW_CONSUMER, "slow consumer, resume from your last seq")
+
+    def start_stream(self, frames: list[bytes], seq: int) -> None:
+        held, self.held = self.held, None
+        for frame in frames:
+            self.send(frame)
+        for held_seq, payload in held or ():
+            if held_seq == 0 or held_seq > seq:
+                self.send(payload)
 
     def close(self, code: int, reason: str) -> None:
         if self.closed:

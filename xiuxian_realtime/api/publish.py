@@ -12,6 +12,7 @@ import orjson
 from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, Field, ValidationError
 
+from ..broker import BrokerUnavailable
 from ..protocol import PROTOCOL_TYPES, valid_event_type
 from .deps import api_key, runtime
 
@@ -50,13 +51,20 @@ async def _read(request: Request, model: type[BaseModel]) -> Any:
 async def publish(request: Request) -> dict[str, object]:
     body = await _read(request, PublishBody)
     rt = runtime(request)
-    seq = rt.hub.send_to_user(body.userId, body.type, body.data)
-    return {"delivered": rt.hub.is_online(body.userId), "seq": seq}
+    try:
+        seq = await rt.hub.send_to_user_confirmed(body.userId, body.type, body.data)
+    except BrokerUnavailable as exc:
+        # Never silently lost: the publisher learns that it must retry.
+        raise HTTPException(503, f"event not recorded: {exc}") from None
+    return {"seq": seq}
 
 
 @router.post("/broadcast")
 async def broadcast(request: Request) -> dict[str, object]:
     body = await _read(request, BroadcastBody)
     rt = runtime(request)
-    bseq = rt.hub.broadcast(body.type, body.data)
-    return {"connections": rt.hub.connection_count(), "bseq": bseq}
+    try:
+        bseq = await rt.hub.broadcast_confirmed(body.type, body.data)
+    except BrokerUnavailable as exc:
+        raise HTTPException(503, f"event not recorded: {exc}") from None
+    return {"bseq": bseq}
