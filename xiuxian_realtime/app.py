@@ -23,7 +23,7 @@ from .config import Settings
 from .broker import LocalBroker
 from .history import MemoryHistory
 from .hub import Hub
-from .presence import MemoryPresence, Presence
+from .presence import MemoryPresence, PresenceStore
 from .services.spirit import SpiritService
 from .sessions import Sessions
 from .storage.db import Database
@@ -49,7 +49,7 @@ class Runtime:
                        heartbeat_timeout_s=settings.heartbeat_timeout_s,
                        read_timeout_s=settings.ws_read_timeout_s,
                        max_connections_per_user=settings.ws_max_connections_per_user)
-        self.presence: Presence = MemoryPresence()
+        self.presence: PresenceStore = MemoryPresence()
         self.spirit = SpiritService(self.db)
         self.sessions = Sessions(self.presence, [self.spirit], self.hub, settings.heartbeat_timeout_s)
         self.hub.sessions = self.sessions

@@ -74,7 +74,7 @@ class SessionEvents(Protocol):
 
     def user_disconnected(self, user_id: int, last_heartbeat: float) -> None: ...
 
-    def sweep(self, now: float) -> int: ...
+    def sweep(self, alive: list[tuple[int, float]], now: float) -> None: ...
 
 
 class Hub:
@@ -279,17 +279,24 @@ class Hub:
         ping_deadline = now - self.heartbeat_timeout_s
         read_deadline = now - self.read_timeout_s
         silent: list[Connection] = []
-        for conns in self._users.values():
+        # Each user's latest ping on this node, for the cluster-wide session store.
+        alive: list[tuple[int, float]] = []
+        for user_id, conns in self._users.items():
+            latest = 0.0
             for conn in conns:
                 conn.frames = 0
                 if conn.last_ping < ping_deadline or conn.last_seen < read_deadline:
                     silent.append(conn)
+                elif conn.last_ping > latest:
+                    latest = conn.last_ping
+            if latest:
+                alive.append((user_id, latest))
         for conn in silent:
             self.stats.timeout_disconnects += 1
             log.info("heartbeat timeout", extra={"user_id": conn.user_id, "conn_id": conn.conn_id})
             conn.close(CloseCode.HEARTBEAT_TIMEOUT, "heartbeat timeout")
         if self.sessions is not None:
-            self.sessions.sweep(now)
+            self.sessions.sweep(alive, now)
         self._sweeps += 1
         if self._sweeps % 10 == 0:
             self.broker.expire()

@@ -1,16 +1,18 @@
 """Online sessions: login, heartbeat, logout — one code path for every way in and out.
 
-A player is online from `POST /api/online/login` or their first WebSocket connection until
-they log out or every heartbeat stops (WebSocket pings on any connection, or
-`POST /api/online/heartbeat`) for the timeout. While a player has a live connection there
-is no deadline at all; when the last one closes, the deadline is its last ping plus the
-timeout. The sweeper looks only at players without connections, so its cost follows
-the number of players who just left, not the number online.
+A player is online from `POST /api/online/login` or their first WebSocket connection
+(on any node) until they log out or every heartbeat stops for the timeout: WebSocket
+pings on any connection, or `POST /api/online/heartbeat`.
 
-Logging out happens exactly once per session: the session record is removed
-synchronously by whoever decides to log out, so a second caller finds nothing. The
-slow parts (settling spirit in the database, marking presence offline) run in a per-user
-queue, so a reconnect racing a logout waits for the settle before its own login.
+Once a second each node tells the presence store "these players have a live
+connection here" in one batch, then asks it whose last heartbeat is older than the
+timeout. The store's logout is conditional and atomic ("unless refreshed meanwhile"), so
+with several nodes sweeping the same store exactly one of them logs a player out, and
+never one who still has a live connection anywhere. When a node dies its players stop
+being refreshed and a surviving node logs them out.
+
+Game services act through hooks, run in a per-user queue: a reconnect racing a logout
+waits for the logout's settle before its own login.
 """
 
 from __future__ import annotations
@@ -18,12 +20,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
 from typing import Awaitable, Callable, Protocol
 
-from .presence import Presence, PresenceRecord
+from .presence import PresenceRecord, PresenceStore
 
 log = logging.getLogger("xiuxian.sessions")
+
+STALE_BATCH = 500
 
 
 class SessionHooks(Protocol):
@@ -37,163 +40,118 @@ class SessionHooks(Protocol):
 class ConnectionView(Protocol):
     def is_online(self, user_id: int) -> bool: ...
 
-    def last_ping(self, user_id: int) -> float | None: ...
 
 
-@dataclass(slots=True)
-class Session:
-    user_id: int
-    session_id: int
-    login_ms: int
-    ip: str
-    last_heartbeat_ms: int
+def _now_ms() -> int:
+    return int(time.time() * 1000)
 
 
 class Sessions:
-    def __init__(self, presence: Presence, hooks: list[SessionHooks], connections: ConnectionView,
+    def __init__(self, presence: PresenceStore, hooks: list[SessionHooks], connections: ConnectionView,
                  timeout_s: float) -> None:
         self.presence = presence
         self.hooks = hooks
         self.connections = connections
-        self.timeout_s = timeout_s
-        self._online: dict[int, Session] = {}
-        # Players with no live connection: user id -> monotonic deadline.
-        self._deadlines: dict[int, float] = {}
+        self.timeout_ms = int(timeout_s * 1000)
         self._tails: dict[int, asyncio.Task[object]] = {}
-        self._next_session = 0
+        self._sweeping: asyncio.Task[None] | None = None
         self.logouts = 0
-
-    # -- queries -------------------------------------------------------------------------
-
-    def is_online(self, user_id: int) -> bool:
-        return user_id in self._online
-
-    def session(self, user_id: int) -> Session | None:
-        return self._online.get(user_id)
-
-    def online_ids(self) -> list[int]:
-        return list(self._online)
-
-    def last_heartbeat_ms(self, user_id: int) -> int | None:
-        session = self._online.get(user_id)
-        if session is None:
-            return None
-        last_ping = self.connections.last_ping(user_id)
-        if last_ping is not None:
-            return max(session.last_heartbeat_ms, _wall_ms_of(last_ping))
-        return session.last_heartbeat_ms
 
     # -- ways in -------------------------------------------------------------------------
 
-    async def login(self, user_id: int, ip: str) -> Session:
-        """REST login. Already online: the session (and its spirit clock) carries on."""
-        session = self._online.get(user_id)
-        if session is None:
-            session = self._open(user_id, ip)
-            await self._serial(user_id, lambda: self._login_work(session))
-        else:
-            session.ip = ip or session.ip
-            self._touch(user_id)
-            await self._serial(user_id, lambda: self.presence.set_online(_record(session)))
-        return session
+    async def login(self, user_id: int, ip: str) -> int:
+        """REST login; returns the session's loginTime. An existing session carries on."""
+        return await self._serial(user_id, lambda: self._login(user_id, ip))  # type: ignore[return-value]
 
     def user_connected(self, user_id: int, ip: str | None) -> None:
         """The hub's callback for a user's first live connection on this node."""
-        self._deadlines.pop(user_id, None)
-        if user_id in self._online:
-            return
-        session = self._open(user_id, ip or "")
-        self._serial_nowait(user_id, lambda: self._login_work(session))
+        self._serial_nowait(user_id, lambda: self._login(user_id, ip or ""))
 
-    async def heartbeat(self, user_id: int) -> Session | None:
-        session = self._online.get(user_id)
-        if session is None:
-            return None
-        self._touch(user_id)
-        await self.presence.heartbeat([user_id], session.last_heartbeat_ms)
-        return session
+    async def heartbeat(self, user_id: int) -> int | None:
+        """REST heartbeat; returns lastHeartbeat, or None if the player is not online."""
+        now_ms = _now_ms()
+        return now_ms if await self.presence.heartbeat(user_id, now_ms) else None
+
+    async def _login(self, user_id: int, ip: str) -> int:
+        created, login_ms = await self.presence.login(user_id, ip, _now_ms())
+        if created:
+            log.info("login", extra={"user_id": user_id})
+            now = time.time()
+            for hook in self.hooks:
+                try:
+                    await hook.on_login(user_id, now)
+                except Exception:
+                    log.exception("login hook failed", extra={"user_id": user_id})
+        return login_ms
 
     # -- ways out ------------------------------------------------------------------------
 
     def user_disconnected(self, user_id: int, last_ping: float) -> None:
-        """The hub's callback when a user's last connection on this node has gone."""
-        if user_id in self._online:
-            self._deadlines[user_id] = last_ping + self.timeout_s
+        """The hub's callback when a user's last connection on this node has gone.
+
+        Their last ping becomes their last heartbeat: the timeout counts from it.
+        """
+        last_ms = _now_ms() - int((time.monotonic() - last_ping) * 1000)
+        self._serial_nowait(user_id, lambda: self.presence.heartbeat(user_id, last_ms))
 
     async def logout(self, user_id: int, reason: str = "logout") -> int | None:
         """Log out now; return the logout time (ms), or None if not online."""
-        task = self._begin_logout(user_id, reason)
-        if task is None:
-            return None
-        return await task
+        return await self._serial(user_id, lambda: self._logout(user_id, reason, None))  # type: ignore[return-value]
 
-    def sweep(self, now: float | None = None) -> int:
-        """Log out every player whose deadline has passed; return how many."""
-        if now is None:
-            now = time.monotonic()
-        due = [uid for uid, deadline in self._deadlines.items() if deadline <= now]
-        for user_id in due:
-            if self.connections.is_online(user_id):
-                self._deadlines.pop(user_id, None)
-                continue
-            self._begin_logout(user_id, "heartbeat timeout")
-        return len(due)
-
-    def _begin_logout(self, user_id: int, reason: str) -> asyncio.Future[int] | None:
-        session = self._online.pop(user_id, None)
-        self._deadlines.pop(user_id, None)
-        if session is None:
+    async def _logout(self, user_id: int, reason: str, stale_before_ms: int | None) -> int | None:
+        now = time.time()
+        now_ms = int(now * 1000)
+        if not await self.presence.logout(user_id, now_ms, stale_before_ms):
             return None
         self.logouts += 1
-        now = time.time()
         log.info("logout", extra={"user_id": user_id, "reason": reason})
+        for hook in self.hooks:
+            try:
+                await hook.on_logout(user_id, now)
+            except Exception:
+                log.exception("logout hook failed", extra={"user_id": user_id})
+        return now_ms
 
-        async def work() -> int:
-            for hook in self.hooks:
-                try:
-                    await hook.on_logout(user_id, now)
-                except Exception:
-                    log.exception("logout hook failed", extra={"user_id": user_id})
-            logout_ms = int(now * 1000)
-            await self.presence.set_offline(user_id, logout_ms)
-            return logout_ms
+    # -- the sweep -----------------------------------------------------------------------
 
-        return self._serial_nowait(user_id, work)
+    def sweep(self, alive: list[tuple[int, float]], now: float) -> None:
+        """Called by the hub's sweeper every second with each connected user's latest
+        ping (monotonic time); the work runs as one task."""
+        if self._sweeping is None or self._sweeping.done():
+            now_ms = _now_ms()
+            pings = [(uid, now_ms - int((now - last) * 1000)) for uid, last in alive]
+            self._sweeping = asyncio.get_running_loop().create_task(self._sweep(pings, now_ms))
+
+    async def _sweep(self, pings: list[tuple[int, int]], now_ms: int) -> None:
+        try:
+            for user_id in await self.presence.refresh(pings):
+                # Logged out elsewhere (or the store lost them) while connected here.
+                if self.connections.is_online(user_id):
+                    self.user_connected(user_id, None)
+            before = now_ms - self.timeout_ms
+            for user_id in await self.presence.stale(before, STALE_BATCH):
+                if not self.connections.is_online(user_id):
+                    self._serial_nowait(user_id, lambda uid=user_id: self._logout(uid, "heartbeat timeout", before))
+        except Exception as exc:  # the store is unreachable: try again next second
+            log.warning("session sweep failed", extra={"error": type(exc).__name__})
+
+    # -- queries -------------------------------------------------------------------------
+
+    async def get(self, user_id: int) -> PresenceRecord | None:
+        return await self.presence.get(user_id)
+
+    async def online(self) -> list[PresenceRecord]:
+        return await self.presence.online()
 
     async def close(self) -> None:
-        """Let queued logins and settles finish (shutdown); nobody is logged out for it."""
-        tails = list(self._tails.values())
-        if tails:
-            await asyncio.gather(*tails, return_exceptions=True)
+        """Let queued logins and logouts finish (shutdown); nobody is logged out for it."""
+        pending = [t for t in (*self._tails.values(), self._sweeping) if t is not None]
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
 
     # -- internals -----------------------------------------------------------------------
 
-    def _open(self, user_id: int, ip: str) -> Session:
-        self._next_session += 1
-        now_ms = int(time.time() * 1000)
-        session = Session(user_id, self._next_session, now_ms, ip, now_ms)
-        self._online[user_id] = session
-        if not self.connections.is_online(user_id):
-            self._deadlines[user_id] = time.monotonic() + self.timeout_s
-        log.info("login", extra={"user_id": user_id})
-        return session
-
-    def _touch(self, user_id: int) -> None:
-        session = self._online[user_id]
-        session.last_heartbeat_ms = int(time.time() * 1000)
-        if not self.connections.is_online(user_id):
-            self._deadlines[user_id] = time.monotonic() + self.timeout_s
-
-    async def _login_work(self, session: Session) -> None:
-        now = time.time()
-        for hook in self.hooks:
-            try:
-                await hook.on_login(session.user_id, now)
-            except Exception:
-                log.exception("login hook failed", extra={"user_id": session.user_id})
-        await self.presence.set_online(_record(session))
-
-    def _serial_nowait(self, user_id: int, work: Callable[[], Awaitable[object]]) -> asyncio.Future:
+    def _serial_nowait(self, user_id: int, work: Callable[[], Awaitable[object]]) -> asyncio.Task[object]:
         """Run `work` after everything already queued for this user."""
         previous = self._tails.get(user_id)
 
@@ -209,18 +167,10 @@ class Sessions:
             if self._tails.get(user_id) is t:
                 del self._tails[user_id]
             if not t.cancelled() and t.exception() is not None:
-                log.error("session work failed", exc_info=t.exception(), extra={"user_id": user_id})
+                log.warning("session work failed", extra={"user_id": user_id, "error": repr(t.exception())})
 
         task.add_done_callback(done)
         return task
 
     async def _serial(self, user_id: int, work: Callable[[], Awaitable[object]]) -> object:
         return await self._serial_nowait(user_id, work)
-
-
-def _record(session: Session) -> PresenceRecord:
-    return PresenceRecord(session.user_id, session.login_ms, session.last_heartbeat_ms, session.ip)
-
-
-def _wall_ms_of(monotonic_t: float) -> int:
-    return int((time.time() - (time.monotonic() - monotonic_t)) * 1000)

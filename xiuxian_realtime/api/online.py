@@ -44,19 +44,18 @@ async def login(body: PlayerBody, request: Request, rt=Depends(runtime),
     if await rt.db.user_by_id(player_id) is None:
         raise HTTPException(400, "player not found")
     ip = body.ip or (request.client.host if request.client else "")
-    session = await rt.sessions.login(player_id, ip)
-    return {"message": "login successful", "playerId": str(player_id), "loginTime": session.login_ms}
+    login_ms = await rt.sessions.login(player_id, ip)
+    return {"message": "login successful", "playerId": str(player_id), "loginTime": login_ms}
 
 
 @router.post("/heartbeat")
 async def heartbeat(body: PlayerBody, request: Request, rt=Depends(runtime),
                     authorization: str | None = Header(default=None)) -> dict[str, object]:
     player_id = _player_id(body, request, authorization)
-    session = await rt.sessions.heartbeat(player_id)
-    if session is None:
+    last_ms = await rt.sessions.heartbeat(player_id)
+    if last_ms is None:
         raise HTTPException(404, "player not online")
-    return {"message": "heartbeat received", "playerId": str(player_id),
-            "lastHeartbeat": session.last_heartbeat_ms}
+    return {"message": "heartbeat received", "playerId": str(player_id), "lastHeartbeat": last_ms}
 
 
 @router.post("/logout")
@@ -71,23 +70,15 @@ async def logout(body: PlayerBody, request: Request, rt=Depends(runtime),
 
 @router.get("/players")
 async def players(rt=Depends(runtime)) -> dict[str, object]:
-    out = []
-    for record in await rt.presence.online():
-        live = rt.sessions.last_heartbeat_ms(record.player_id)
-        out.append({"playerId": str(record.player_id), "loginTime": record.login_time,
-                    "lastHeartbeat": live or record.last_heartbeat, "ip": record.ip})
-    return {"players": out}
+    return {"players": [{"playerId": str(r.player_id), "loginTime": r.login_time,
+                         "lastHeartbeat": r.last_heartbeat, "ip": r.ip} for r in await rt.sessions.online()]}
 
 
 @router.get("/player/{player_id}")
 async def player(player_id: str, rt=Depends(runtime)) -> dict[str, object]:
     if not player_id.isdigit():
         raise HTTPException(400, "player id must be numeric")
-    record = await rt.presence.get(int(player_id))
+    record = await rt.sessions.get(int(player_id))
     if record is None:
         raise HTTPException(404, "player not found")
-    if record.status == "online":
-        live = rt.sessions.last_heartbeat_ms(record.player_id)
-        if live:
-            record.last_heartbeat = live
     return record.to_api()

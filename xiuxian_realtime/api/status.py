@@ -16,7 +16,13 @@ router = APIRouter()
 
 @router.get("/health")
 async def health(rt=Depends(runtime)) -> dict[str, object]:
-    return {"status": "ok", "connections": rt.hub.connection_count(), "uptime": round(time.time() - rt.hub.stats.started, 1)}
+    """200 while this node serves its connections; `degraded` when Redis is unreachable
+    (local connections keep working, cross-node delivery waits)."""
+    degraded = rt.broker.degraded or rt.presence.degraded
+    return {"status": "degraded" if degraded else "ok",
+            "broker": "redis" if rt.settings.redis_url else "local",
+            "connections": rt.hub.connection_count(),
+            "uptime": round(time.time() - rt.hub.stats.started, 1)}
 
 
 @router.get("/ws/stats")
@@ -27,7 +33,6 @@ async def ws_stats(rt=Depends(runtime)) -> dict[str, object]:
         "timestamp": int(time.time()),
         "connections": hub.connection_count(),
         "users": hub.online_count(),
-        "sessions": len(rt.sessions.online_ids()),
         "messagesIn": stats.messages_in,
         "messagesOut": stats.messages_out,
         "badFrames": stats.bad_frames,
