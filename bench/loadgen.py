@@ -520,7 +520,11 @@ class LoadGen:
         players = read_players(a.players, a.n)
         gc.callbacks.append(self._gc_callback)
         emit("connecting", n=a.n, rate=a.rate)
+        ccpu0 = os.times()
         connect_s = await self.connect_all(players)
+        ccpu1 = os.times()
+        # Near 1.0 means the load generator itself limited the connect rate/latency.
+        connect_cpu = ((ccpu1.user - ccpu0.user) + (ccpu1.system - ccpu0.system)) / max(connect_s, 1e-9)
         emit("connected", ready=self.stats.ready, failures=self.stats.connect_failures, seconds=round(connect_s, 3))
         self.probe_targets = [uid for uid, p in self.players_by_id.items() if p.ready]
         if a.gc_freeze:
@@ -574,6 +578,7 @@ class LoadGen:
                 "connect_failures": s.connect_failures, "connect_errors": s.connect_errors,
                 "disconnects": s.disconnects, "close_codes": s.close_codes,
                 "connect_phase_s": round(connect_s, 3),
+                "connect_phase_loadgen_cpu_s_per_s": round(connect_cpu, 3),
                 "connect_latency_ms": percentiles(s.connect_latency_ms),
             },
             "spirit": {
@@ -591,6 +596,8 @@ class LoadGen:
             "other_frames": s.other_frames,
             "loadgen": {
                 "cpu_s_per_s": round(lg_cpu / window, 4) if window > 0 else None,
+                "cpu_user_s_per_s": round((cpu1.user - cpu0.user) / window, 4) if window > 0 else None,
+                "cpu_sys_s_per_s": round((cpu1.system - cpu0.system) / window, 4) if window > 0 else None,
                 "loop_lag_ms": percentiles(self.lag_ms[lag_i0:]),
                 "gc_pauses_ms": percentiles(self.gc_pauses_ms[gc_i0:]),
                 "maxrss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),

@@ -170,6 +170,40 @@ def http_get_status(port: int, path: str, timeout: float = 1.0) -> int:
         return 0
 
 
+def http_get_json(port: int, path: str, timeout: float = 5.0) -> Optional[dict[str, Any]]:
+    """JSON body of a GET on loopback, or None (missing route, slow or saturated server)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+            s.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n".encode())
+            chunks = []
+            for _ in range(1000):  # bounded: the body is small
+                b = s.recv(65536)
+                if not b:
+                    break
+                chunks.append(b)
+        raw = b"".join(chunks)
+        head, _, body = raw.partition(b"\r\n\r\n")
+        if not head.startswith(b"HTTP/1.1 200"):
+            return None
+        return json.loads(body)
+    except (OSError, ValueError):
+        return None
+
+
+def cpu_split(pid: int) -> tuple[float, float]:
+    """(utime, stime) of pid and descendants, seconds."""
+    user = system = 0
+    for p in [pid, *_children(pid)]:
+        try:
+            with open(f"/proc/{p}/stat", encoding="ascii", errors="replace") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            user += int(fields[11])
+            system += int(fields[12])
+        except (OSError, IndexError, ValueError):
+            pass
+    return user / CLK_TCK, system / CLK_TCK
+
+
 def wait_ready(proc: subprocess.Popen, port: int, timeout: float = 60.0) -> float:
     """Poll GET /health until 200; returns seconds waited."""
     t0 = time.monotonic()
@@ -304,10 +338,12 @@ def run_scenario(server: str, n: int, mode: str, warmup: float, duration: float,
                     if kind == "connected":
                         marks["connected_rss_kib"] = rss_kib(proc.pid)
                     elif kind == "window_start":
-                        marks["cpu0"], marks["t0"] = cpu_seconds(proc.pid), time.monotonic()
+                        marks["cpu0"], marks["t0"] = cpu_split(proc.pid), time.monotonic()
+                        marks["stats0"] = http_get_json(port, "/stats")
                     elif kind == "window_end":
-                        marks["cpu1"], marks["t1"] = cpu_seconds(proc.pid), time.monotonic()
+                        marks["cpu1"], marks["t1"] = cpu_split(proc.pid), time.monotonic()
                         marks["rss1"] = rss_kib(proc.pid)
+                        marks["stats1"] = http_get_json(port, "/stats")
                     elif kind == "result":
                         result = ev["result"]
                 lg.wait(30)
@@ -328,7 +364,10 @@ def run_scenario(server: str, n: int, mode: str, warmup: float, duration: float,
         "date": dt.datetime.now().isoformat(timespec="seconds"), "machine": machine_info(),
         "server_stats": {
             "ready_s": round(ready_s, 3), "alive_at_end": server_alive,
-            "cpu_s_per_s": round((marks["cpu1"] - marks["cpu0"]) / window, 4),
+            "cpu_s_per_s": round((sum(marks["cpu1"]) - sum(marks["cpu0"])) / window, 4),
+            "cpu_user_s_per_s": round((marks["cpu1"][0] - marks["cpu0"][0]) / window, 4),
+            "cpu_sys_s_per_s": round((marks["cpu1"][1] - marks["cpu0"][1]) / window, 4),
+            "gc_window": gc_delta(marks.get("stats0"), marks.get("stats1")),
             "rss_before_kib": rss0, "rss_connected_kib": marks.get("connected_rss_kib"),
             "rss_steady_kib": marks["rss1"],
             "rss_per_conn_kib": round((marks["rss1"] - rss0) / held, 2) if held else None,
@@ -337,6 +376,16 @@ def run_scenario(server: str, n: int, mode: str, warmup: float, duration: float,
         "loadgen": result,
     }
     return record
+
+
+def gc_delta(s0: Optional[dict[str, Any]], s1: Optional[dict[str, Any]]) -> Optional[dict[str, Any]]:
+    """Collector pauses during the window, from the peers' /stats (None for servers without it)."""
+    if not s0 or not s1 or "gc" not in s0 or "gc" not in s1:
+        return None
+    g0, g1 = s0["gc"], s1["gc"]
+    return {"pauses": [b - a for a, b in zip(g0["pauses"], g1["pauses"])],
+            "total_ms": [round(b - a, 3) for a, b in zip(g0["total_ms"], g1["total_ms"])],
+            "max_ms_ever": g1["max_ms"], "frozen": g1.get("frozen")}
 
 
 # -- docs --------------------------------------------------------------------
@@ -350,6 +399,12 @@ def _fmt(v: Any, nd: int = 1) -> str:
     return str(v)
 
 
+def gc_cell(g: Optional[dict[str, Any]]) -> str:
+    if not g:
+        return "–"
+    return f"{g['pauses'][2]} ({_fmt(g['max_ms_ever'][2])})"
+
+
 def render_tables(records: list[dict[str, Any]]) -> str:
     """Markdown for the generated section: steady-state table, storm table, machine."""
     steady = [r for r in records if not r["scenario"].startswith("storm")]
@@ -360,9 +415,9 @@ def render_tables(records: list[dict[str, Any]]) -> str:
         "### Steady state",
         "",
         "| server | protocol | gc.freeze | N | held | connect fail | disconnects | spirit recv / expected |"
-        " probes recv / sent | probe p50 ms | p99 ms | max ms | server CPU s/s | RSS/conn KiB |"
-        " loadgen CPU s/s | loadgen lag p99 / max ms | window s | date |",
-        "|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|",
+        " probes recv / published (publish failed) | probe p50 ms | p99 ms | max ms | server CPU s/s |"
+        " server gen2 GCs (max ms) | RSS/conn KiB | loadgen CPU s/s | loadgen lag p99 / max ms | window s | date |",
+        "|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|",
     ]
     for r in steady:
         lg, ss = r["loadgen"], r["server_stats"]
@@ -373,8 +428,10 @@ def render_tables(records: list[dict[str, Any]]) -> str:
             ratio += f" ({100.0 * sp['received'] / sp['expected']:.1f}%)"
         lines.append(
             f"| {r['server']} | {r['protocol']} | {'yes' if ss['gc_freeze'] else 'no'} | {r['n']} | {c['held']} |"
-            f" {c['connect_failures']} | {c['disconnects']} | {ratio} | {pr['received']} / {pr['published_ok']} |"
+            f" {c['connect_failures']} | {c['disconnects']} | {ratio} |"
+            f" {pr['received']} / {pr['published_ok']} ({pr['publish_failed'] + pr['skipped_client_busy']}) |"
             f" {_fmt(lat['p50'])} | {_fmt(lat['p99'])} | {_fmt(lat['max'])} | {_fmt(ss['cpu_s_per_s'], 2)} |"
+            f" {gc_cell(ss.get('gc_window'))} |"
             f" {_fmt(ss['rss_per_conn_kib'], 1)} | {_fmt(me['cpu_s_per_s'], 2)} |"
             f" {_fmt(me['loop_lag_ms']['p99'])} / {_fmt(me['loop_lag_ms']['max'])} | {_fmt(sp['window_s'], 0)} |"
             f" {r['date'][:10]} |"
@@ -385,8 +442,8 @@ def render_tables(records: list[dict[str, Any]]) -> str:
             "### Connect storm",
             "",
             "| server | protocol | N | rate /s | accepted (held) | connect fail | retries | connect p50 ms |"
-            " p99 ms | max ms | connect phase s | date |",
-            "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|",
+            " p99 ms | max ms | connect phase s | loadgen CPU s/s while connecting | date |",
+            "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|",
         ]
         storm.sort(key=lambda r: (order.get(r["server"], 9), r["n"]))
         for r in storm:
@@ -396,7 +453,8 @@ def render_tables(records: list[dict[str, Any]]) -> str:
             lines.append(
                 f"| {r['server']} | {r['protocol']} | {r['n']} | {lg['config']['rate']:.0f} | {c['held']} |"
                 f" {c['connect_failures']} | {c['retries']} | {_fmt(cl['p50'])} | {_fmt(cl['p99'])} |"
-                f" {_fmt(cl['max'])} | {_fmt(c['connect_phase_s'], 1)} | {r['date'][:10]} |"
+                f" {_fmt(cl['max'])} | {_fmt(c['connect_phase_s'], 1)} |"
+                f" {_fmt(c.get('connect_phase_loadgen_cpu_s_per_s'), 2)} | {r['date'][:10]} |"
             )
     if records:
         m = max(records, key=lambda r: r["date"])["machine"]

@@ -38,11 +38,11 @@ def run_quick(tmp_path: Path, server: str, mode: str) -> dict:
 
 
 def check_record(rec: dict) -> None:
+    """What the harness must get right whatever the server's speed."""
     lg = rec["loadgen"]
     assert lg["connections"]["held"] == N
     assert lg["connections"]["connect_failures"] == 0
     assert lg["probes"]["received"] > 0
-    assert lg["spirit"]["received"] > 0
     assert rec["server_stats"]["cpu_s_per_s"] is not None
     assert rec["server_stats"]["rss_steady_kib"] > 0
 
@@ -51,6 +51,7 @@ def check_record(rec: dict) -> None:
 def test_quick_picows_peer(tmp_path: Path, mode: str) -> None:
     rec = run_quick(tmp_path, "picows", mode)
     check_record(rec)
+    assert rec["loadgen"]["spirit"]["received"] > 0  # the peer pushes from the first second
     if mode == "v2":
         v2 = rec["loadgen"]["v2"]
         assert v2["welcomes"] == N

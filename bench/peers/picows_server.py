@@ -26,7 +26,7 @@ from picows import (  # noqa: E402
     WSUpgradeResponseWithListener, ws_create_server,
 )
 
-from _common import SLOTS, Spirit, check_query, load_players, parse_args, probe_event, raise_nofile, spread_ticker  # noqa: E402
+from _common import GC_WATCH, SLOTS, Spirit, check_query, load_players, parse_args, probe_event, raise_nofile, spread_ticker  # noqa: E402
 
 ARGS = parse_args(__doc__.split("\n")[0])
 PLAYERS = load_players(ARGS.players)
@@ -126,6 +126,8 @@ def route(request: WSUpgradeRequest):
         return text(200, b"ok")
     if path == "/health":
         return text(200, b"ok")
+    if path == "/stats":
+        return text(200, orjson.dumps({"connections": len(CONNS), "gc": GC_WATCH.snapshot()}))
     return None  # 404
 
 

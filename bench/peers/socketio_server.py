@@ -20,7 +20,7 @@ import socketio  # noqa: E402
 import uvloop  # noqa: E402
 from aiohttp import web  # noqa: E402
 
-from _common import SLOTS, Spirit, check_query, load_players, parse_args, probe_event, raise_nofile, spread_ticker  # noqa: E402
+from _common import GC_WATCH, SLOTS, Spirit, check_query, load_players, parse_args, probe_event, raise_nofile, spread_ticker  # noqa: E402
 
 ARGS = parse_args(__doc__.split("\n")[0])
 PLAYERS = load_players(ARGS.players)
@@ -77,6 +77,10 @@ async def health(request: web.Request) -> web.Response:
     return web.Response(text="ok")
 
 
+async def stats(request: web.Request) -> web.Response:
+    return web.json_response({"connections": len(SIDS), "gc": GC_WATCH.snapshot()})
+
+
 async def on_slot(slot: int) -> None:
     for sid, (uid, spirit) in list(SLOT_LISTS[slot].items()):
         await sio.emit("spirit:grow", spirit.grow(uid), to=sid)
@@ -88,6 +92,7 @@ async def start_ticker(app: web.Application) -> None:
 
 app.router.add_post("/publish", publish)
 app.router.add_get("/health", health)
+app.router.add_get("/stats", stats)
 app.on_startup.append(start_ticker)
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from websockets.asyncio.server import ServerConnection, serve  # noqa: E402
 from websockets.exceptions import ConnectionClosed  # noqa: E402
 from websockets.http11 import Request, Response  # noqa: E402
 
-from _common import SLOTS, Spirit, check_query, load_players, parse_args, probe_event, raise_nofile, spread_ticker  # noqa: E402
+from _common import GC_WATCH, SLOTS, Spirit, check_query, load_players, parse_args, probe_event, raise_nofile, spread_ticker  # noqa: E402
 
 ARGS = parse_args(__doc__.split("\n")[0])
 PLAYERS = load_players(ARGS.players)
@@ -55,6 +55,8 @@ async def process_request(connection: ServerConnection, request: Request) -> Res
         return connection.respond(200, "ok\n")
     if path == "/health":
         return connection.respond(200, "ok\n")
+    if path == "/stats":
+        return connection.respond(200, json.dumps({"connections": len(CONNS), "gc": GC_WATCH.snapshot()}))
     return connection.respond(404, "not found\n")
 
 
