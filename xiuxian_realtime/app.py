@@ -20,10 +20,12 @@ from .api import auth as auth_api
 from .api import errors, online, publish, status
 from .auth import Tokens
 from .config import Settings
-from .broker import LocalBroker
+from . import redis_broker
+from .broker import Broker, LocalBroker
 from .history import MemoryHistory
 from .hub import Hub
 from .presence import MemoryPresence, PresenceStore
+from .redis_presence import RedisPresence
 from .services.spirit import SpiritService
 from .sessions import Sessions
 from .storage.db import Database
@@ -41,15 +43,23 @@ class Runtime:
         self.settings = settings
         self.tokens = Tokens(settings.jwt_secret.get_secret_value(), settings.jwt_expiry_days)
         self.db = Database(settings.resolved_database_url())
-        self.history = MemoryHistory(settings.history_max_events, settings.history_max_age_s,
-                                     settings.history_max_bytes)
-        self.broker = LocalBroker(self.history)
+        self.redis = None
+        self.history: MemoryHistory | None = None
+        if settings.redis_url:
+            self.redis = redis_broker.connect(settings.redis_url)
+            self.broker: Broker = redis_broker.RedisBroker(
+                self.redis, max_events=settings.history_max_events, max_age_s=settings.history_max_age_s)
+            self.presence: PresenceStore = RedisPresence(self.redis)
+        else:
+            self.history = MemoryHistory(settings.history_max_events, settings.history_max_age_s,
+                                         settings.history_max_bytes)
+            self.broker = LocalBroker(self.history)
+            self.presence = MemoryPresence()
         self.hub = Hub(self.broker,
                        heartbeat_interval_ms=settings.heartbeat_interval_ms,
                        heartbeat_timeout_s=settings.heartbeat_timeout_s,
                        read_timeout_s=settings.ws_read_timeout_s,
                        max_connections_per_user=settings.ws_max_connections_per_user)
-        self.presence: PresenceStore = MemoryPresence()
         self.spirit = SpiritService(self.db)
         self.sessions = Sessions(self.presence, [self.spirit], self.hub, settings.heartbeat_timeout_s)
         self.hub.sessions = self.sessions
@@ -68,8 +78,9 @@ class Runtime:
 
     async def start(self) -> None:
         await self.db.create_schema()
-        if self.history.load(self.history_file):
+        if self.history is not None and self.history.load(self.history_file):
             log.info("history restored", extra={"streams": self.history.stream_count})
+        await self.broker.start()
         self.hub.start()
 
     async def stop(self) -> None:
@@ -79,9 +90,13 @@ class Runtime:
         on another node) and their session carries on.
         """
         await self.gateway.shutdown()
-        self.history.save(self.history_file)
         await self.sessions.close()
+        await self.broker.stop()
+        if self.history is not None:
+            self.history.save(self.history_file)
         await self.presence.close()
+        if self.redis is not None:
+            await self.redis.aclose()
         await self.db.close()
 
 

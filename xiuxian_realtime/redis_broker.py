@@ -102,13 +102,10 @@ class _Pending:
 
 
 class RedisBroker:
-    def __init__(self, url: str, *, max_events: int, max_age_s: float) -> None:
-        self.url = url
+    def __init__(self, client: aioredis.Redis, *, max_events: int, max_age_s: float) -> None:
         self.max_events = max_events
         self.max_age_s = max_age_s
-        retry = Retry(ExponentialBackoff(cap=0.5, base=0.05), 2)
-        self.redis = aioredis.Redis.from_url(url, socket_timeout=3, socket_connect_timeout=2, retry=retry,
-                                             health_check_interval=5)
+        self.redis = client
         self._publish_script = self.redis.register_script(PUBLISH_LUA)
         self._position_script = self.redis.register_script(POSITION_LUA)
         self.hub: Hub | None = None
@@ -125,6 +122,7 @@ class RedisBroker:
         self._pending_subs: set[int] = set()
         self._pending_unsubs: set[int] = set()
         self._greetings: set[asyncio.Task[None]] = set()
+        self._sub_wakeup = asyncio.Event()
 
     def bind(self, hub: "Hub") -> None:
         self.hub = hub
@@ -425,7 +423,6 @@ class RedisBroker:
         return 0
 
     async def start(self) -> None:
-        self._sub_wakeup = asyncio.Event()
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._flush_forever()), loop.create_task(self._subscriber_forever())]
 
@@ -437,7 +434,14 @@ class RedisBroker:
             task.cancel()
         for task in [*self._tasks, *self._greetings]:
             await _quietly(task)
-        await _quietly(self.redis.aclose())
+
+
+def connect(url: str) -> aioredis.Redis:
+    """A client that fails fast (a few hundred ms) instead of stalling callers, and
+    notices a dead subscriber connection within seconds."""
+    retry = Retry(ExponentialBackoff(cap=0.5, base=0.05), 2)
+    return aioredis.Redis.from_url(url, socket_timeout=3, socket_connect_timeout=2, retry=retry,
+                                   health_check_interval=5)
 
 
 async def _quietly(awaitable: Any) -> None:
