@@ -253,6 +253,52 @@ def ours_available(venv_bin: Optional[Path] = None) -> tuple[bool, str]:
     return True, ""
 
 
+class RedisProc:
+    """A redis-server of the bench's own on a free loopback port (for `--redis`)."""
+
+    def __init__(self, work: Path) -> None:
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(work)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + 10
+        while self.commands() is None:
+            if time.monotonic() > deadline:
+                raise BenchError("redis-server did not start")
+            time.sleep(0.05)
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def commands(self) -> Optional[dict[str, int]]:
+        """Calls per command from INFO commandstats (None if Redis does not answer)."""
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
+                sock.sendall(b"INFO commandstats\r\n")
+                data = b""
+                while b"\r\n" not in data:
+                    data += sock.recv(65536)
+                header, body = data.split(b"\r\n", 1)
+                length = int(header[1:])  # a RESP bulk string: $<length>
+                while len(body) < length:
+                    chunk = sock.recv(65536)
+                    if not chunk:
+                        break
+                    body += chunk
+        except (OSError, ValueError):
+            return None
+        out: dict[str, int] = {}
+        for line in body.decode(errors="replace").splitlines():
+            if line.startswith("cmdstat_"):
+                name, rest = line[len("cmdstat_"):].split(":", 1)
+                out[name] = int(rest.split("calls=", 1)[1].split(",", 1)[0])
+        return out
+
+    def stop(self) -> None:
+        stop(self.proc, 2.0)
+
+
 def write_peer_players(path: Path, n: int) -> None:
     with open(path, "w", encoding="utf-8") as f:
         for uid in range(1, n + 1):
@@ -260,10 +306,12 @@ def write_peer_players(path: Path, n: int) -> None:
 
 
 def start_server(spec: ServerSpec, port: int, n: int, work: Path, log: Path, gc_freeze: bool,
-                 venv_bin: Path) -> tuple[subprocess.Popen, Path, dict[str, str]]:
+                 venv_bin: Path, redis_url: str = "") -> tuple[subprocess.Popen, Path, dict[str, str]]:
     """Start the server on core 0; returns (process, players file, extra env)."""
     players = work / "players.tsv"
     env = dict(os.environ)
+    if redis_url:
+        env["REDIS_URL"] = redis_url
     if spec.name == "ours":
         ok, why = ours_available(venv_bin)
         if not ok:
@@ -295,17 +343,21 @@ def start_server(spec: ServerSpec, port: int, n: int, work: Path, log: Path, gc_
 
 def run_scenario(server: str, n: int, mode: str, warmup: float, duration: float, rate: float,
                  scenario: str, raw_dir: Path, gc_freeze: bool = False, probe_rate: float = 100.0,
-                 venv_bin: Optional[Path] = None) -> dict[str, Any]:
+                 venv_bin: Optional[Path] = None, use_redis: bool = False) -> dict[str, Any]:
     """Run one server at one N; returns the full result record."""
     venv_bin = venv_bin or Path(sys.executable).parent
     spec = spec_for(server, mode)
+    if use_redis and server != "ours":
+        raise BenchError("--redis applies to 'ours' only")
     raw_dir.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     with tempfile.TemporaryDirectory(prefix=f"bench-{server}-") as tmp:
         work = Path(tmp)
         port = free_port()
         server_log = raw_dir / f"{stamp}-{scenario}-server.log"
-        proc, players, env = start_server(spec, port, n, work, server_log, gc_freeze, venv_bin)
+        redis_proc = RedisProc(work) if use_redis else None
+        proc, players, env = start_server(spec, port, n, work, server_log, gc_freeze, venv_bin,
+                                          redis_proc.url if redis_proc else "")
         lg: Optional[subprocess.Popen] = None
         try:
             ready_s = wait_ready(proc, port)
@@ -340,10 +392,12 @@ def run_scenario(server: str, n: int, mode: str, warmup: float, duration: float,
                     elif kind == "window_start":
                         marks["cpu0"], marks["t0"] = cpu_split(proc.pid), time.monotonic()
                         marks["stats0"] = http_get_json(port, "/stats")
+                        marks["redis0"] = redis_proc.commands() if redis_proc else None
                     elif kind == "window_end":
                         marks["cpu1"], marks["t1"] = cpu_split(proc.pid), time.monotonic()
                         marks["rss1"] = rss_kib(proc.pid)
                         marks["stats1"] = http_get_json(port, "/stats")
+                        marks["redis1"] = redis_proc.commands() if redis_proc else None
                     elif kind == "result":
                         result = ev["result"]
                 lg.wait(30)
@@ -357,8 +411,18 @@ def run_scenario(server: str, n: int, mode: str, warmup: float, duration: float,
             if lg is not None:
                 stop(lg, 2.0)
             stop(proc)
+            if redis_proc is not None:
+                redis_proc.stop()
     window = marks["t1"] - marks["t0"]
     held = result["connections"]["held"]
+    redis_stats = None
+    if marks.get("redis0") is not None and marks.get("redis1") is not None:
+        r0, r1 = marks["redis0"], marks["redis1"]
+        per_cmd = {k: round((r1.get(k, 0) - r0.get(k, 0)) / window, 2) for k in r1 if r1.get(k, 0) != r0.get(k, 0)}
+        per_cmd.pop("info", None)
+        total = sum(per_cmd.values())
+        redis_stats = {"commands_per_s": round(total, 1), "per_command_per_s": per_cmd,
+                       "commands_per_player_per_s": round(total / held, 4) if held else None}
     record = {
         "scenario": scenario, "server": server, "mode": mode, "protocol": spec.protocol, "n": n,
         "date": dt.datetime.now().isoformat(timespec="seconds"), "machine": machine_info(),
@@ -375,6 +439,8 @@ def run_scenario(server: str, n: int, mode: str, warmup: float, duration: float,
         },
         "loadgen": result,
     }
+    if redis_stats is not None:
+        record["redis"] = redis_stats
     return record
 
 
@@ -517,6 +583,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--storm-only", action="store_true", help="run only the connect storm")
     p.add_argument("--storm-n", type=int, default=10_000)
     p.add_argument("--gc-freeze", action="store_true", help="gc.freeze() in the peers and the load generator")
+    p.add_argument("--redis", action="store_true",
+                   help="run 'ours' with its own redis-server (REDIS_URL) and count Redis commands")
     p.add_argument("--quick", action="store_true",
                    help="smoke test: N=50, 1 s warm-up, 3 s window, results in bench/results/raw, docs untouched")
     p.add_argument("--results-dir", type=Path, help="where result JSON goes (default bench/results)")
@@ -564,7 +632,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         mode_tag = spec_for(s, args.mode).protocol
         if not args.storm_only:
             for n in ns:
-                tag = f"{s}-{mode_tag}-n{n}" + ("-gcfreeze" if args.gc_freeze else "")
+                tag = f"{s}-{mode_tag}-n{n}" + ("-gcfreeze" if args.gc_freeze else "") + ("-redis" if args.redis else "")
                 plan.append((s, n, tag, warmup, duration))
         if args.storm or args.storm_only:
             plan.append((s, storm_n, f"storm-{s}-{mode_tag}-n{storm_n}", 0.0, 3.0))
@@ -574,7 +642,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"bench: {scenario} (warm-up {wu:.0f}s, window {dur:.0f}s)", flush=True)
         try:
             rec = run_scenario(server, n, args.mode, wu, dur, args.rate, scenario, raw_dir,
-                               gc_freeze=args.gc_freeze, venv_bin=args.venv_bin)
+                               gc_freeze=args.gc_freeze, venv_bin=args.venv_bin, use_redis=args.redis)
         except BenchError as exc:
             print(f"bench: {scenario} failed: {exc}", file=sys.stderr, flush=True)
             failures += 1
