@@ -126,6 +126,17 @@ class MemoryHistory:
         self._streams.move_to_end(user_id)
         return self._append(stream, type_, ts, data, payload, coalesce)
 
+    def seal(self, user_id: int) -> None:
+        """Stop later events from merging into the user's last entry.
+
+        Called when one of the user's connections comes or goes: what was delivered live
+        up to here must not be folded into what the client is about to miss, or a resume
+        from the last seq it saw would replay part of what it already has.
+        """
+        stream = self._streams.get(user_id)
+        if stream is not None and stream.entries:
+            stream.entries[-1].coalesce = None
+
     def append_broadcast(self, type_: str, ts: int, data: Any, payload: bytes) -> int:
         return self._append(self._broadcast, type_, ts, data, payload, None)
 

@@ -165,6 +165,7 @@ class Hub:
         if conn.v2:
             self._greet(conn, since, bsince, epoch)
         conns.append(conn)
+        self.history.seal(conn.user_id)
         self._connections += 1
         self.stats.connections_total += 1
         if first and self.sessions is not None:
@@ -176,6 +177,7 @@ class Hub:
         if not conns or conn not in conns:
             return
         conns.remove(conn)
+        self.history.seal(conn.user_id)
         self._connections -= 1
         if not conns:
             del self._users[conn.user_id]
