@@ -196,3 +196,98 @@ async def closed_with(ws: Any, timeout: float = 5.0) -> int:
     except websockets.ConnectionClosed as exc:
         return exc.rcvd.code if exc.rcvd is not None else 1006
     raise AssertionError("unreachable")
+
+
+# -- game services: a server per storage backend ---------------------------------------------
+
+PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+# Fast pacing for tests; the minimum spacings (100 ms dungeon, 50 ms exploration) still hold.
+GAME_ENV = {
+    "HEARTBEAT_TIMEOUT_S": "2",
+    "GAME_SEED": "7",
+    "DUNGEON_EVENT_INTERVAL_MS": "100",
+    "EXPLORATION_TIME_SCALE": "0.2",
+    "SPIRIT_SETTLE_INTERVAL_S": "1",
+    "LEADERBOARD_CHECK_INTERVAL_S": "0.5",
+    "LEADERBOARD_UPDATE_INTERVAL_S": "1",
+}
+
+
+async def _pg_admin(sql: str) -> None:
+    import asyncpg
+    conn = await asyncpg.connect(PG_ADMIN_URL, timeout=3)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+def pg_unreachable_reason() -> str | None:
+    try:
+        asyncio.run(_pg_admin("SELECT 1"))
+    except Exception as exc:  # noqa: BLE001 - any failure means "not usable here"
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """An empty database: a SQLite file, or a fresh PostgreSQL database dropped afterwards."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'game.db'}"
+        return
+    reason = pg_unreachable_reason()
+    if reason is not None:
+        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_URL} ({reason}); set TEST_POSTGRES_URL")
+    name = f"xr_test_{os.getpid()}_{os.urandom(4).hex()}"
+    asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"postgresql+asyncpg://{PG_ADMIN_URL.split('://', 1)[1].rsplit('/', 1)[0]}/{name}"
+    finally:
+        asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="module")
+def game_server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A server with fast game pacing on each storage backend, shared by a module's tests."""
+    proc = ServerProcess(tmp_path_factory.mktemp("game"), {**GAME_ENV, "DATABASE_URL": database_url}).start()
+    proc.database_url = database_url  # type: ignore[attr-defined]
+    yield proc
+    proc.stop()
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def read_db(url: str, fn: Callable[[Any], Any]) -> Any:
+    """Run `fn(database)` against the server's database from the test process."""
+    from xiuxian_realtime.storage.db import Database
+    db = Database(url)
+    try:
+        return await fn(db)
+    finally:
+        await db.close()
+
+
+async def collect(ws: Any, seconds: float, predicate: Callable[[dict[str, Any]], bool] = lambda m: True
+                  ) -> list[tuple[float, dict[str, Any]]]:
+    """Every message (with its arrival time) that arrives within `seconds`."""
+    out: list[tuple[float, dict[str, Any]]] = []
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            msg = orjson.loads(await asyncio.wait_for(ws.recv(), left))
+        except asyncio.TimeoutError:
+            break
+        if predicate(msg):
+            out.append((time.monotonic(), msg))
+    return out
+
+
+async def pinger(ws: Any, interval: float = 0.5) -> None:
+    """Keep a connection's heartbeat alive (run as a task)."""
+    while True:
+        await ws.send('{"type":"ping","timestamp":0}')
+        await asyncio.sleep(interval)

@@ -40,6 +40,7 @@ from .ticker import SlotRing
 log = logging.getLogger("xiuxian.spirit")
 
 SLOTS = 20  # with a 50 ms tick: each player once a second
+MIN_PUSH_GAP_S = 0.5
 
 
 def merge_spirit(older: dict[str, Any], newer: dict[str, Any]) -> dict[str, Any]:
@@ -117,6 +118,10 @@ class SpiritService:
         ts = int(now)
         sent = 0
         for state in self.ring.advance().values():
+            # The original skipped players with under 1 s to credit; a slot comes round
+            # every second, so only the first visit after a login can be that early.
+            if now - state.shown_at < MIN_PUSH_GAP_S:
+                continue
             new = state.base + state.rate * (now - state.since)
             new_r = round(new, 1)
             old_r = round(state.shown, 1)
