@@ -257,6 +257,38 @@ def game_server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> 
     proc.stop()
 
 
+def sqlite_only(server: ServerProcess) -> None:
+    """For tests of timing and transport behaviour that the storage backend cannot change."""
+    if not server.database_url.startswith("sqlite"):  # type: ignore[attr-defined]
+        pytest.skip("storage-independent; covered by the SQLite run")
+
+
+def register_many(server: ServerProcess, n: int) -> list[tuple[int, str]]:
+    """Register n players concurrently (bcrypt runs in the server's threads)."""
+    async def run() -> list[tuple[int, str]]:
+        async with httpx.AsyncClient(base_url=server.base, timeout=20) as client:
+            stamp = time.monotonic_ns()
+            rs = await asyncio.gather(*(client.post("/api/auth/register",
+                                                    json={"username": f"m{stamp}-{i}", "password": "pw"})
+                                        for i in range(n)))
+        return [(r.json()["id"], r.json()["token"]) for r in rs]
+    return asyncio.run(run()) if not _loop_running() else _in_thread(run)
+
+
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _in_thread(fn: Callable[[], Any]) -> Any:
+    import concurrent.futures
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(lambda: asyncio.run(fn())).result()
+
+
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from conftest import (GAME_ENV, ServerProcess, async_wait_until, bearer, collect, pinger,
-                      read_db, recv_json, recv_until)
+                      read_db, recv_json, recv_until, register_many, sqlite_only)
 
 SPIRIT_FIELDS = {"userId", "oldSpirit", "newSpirit", "gainAmount", "spiritRate", "elapsedSeconds", "timestamp"}
 
@@ -26,6 +26,7 @@ async def stored_spirit(server: ServerProcess, uid: int) -> float:
 
 
 async def test_grows_once_a_second_with_the_original_fields(game_server: ServerProcess) -> None:
+    sqlite_only(game_server)
     uid, token = game_server.register()
     async with game_server.connect(uid, token) as ws:
         task = asyncio.create_task(pinger(ws))
@@ -148,7 +149,8 @@ def test_shutdown_flushes_and_crash_loses_at_most_the_interval(make_server, data
 
 
 async def test_pushes_are_spread_over_the_second(game_server: ServerProcess) -> None:
-    users = [game_server.register() for _ in range(10)]
+    sqlite_only(game_server)
+    users = register_many(game_server, 10)
     conns = [await game_server.connect(uid, tok) for uid, tok in users]
     tasks = [asyncio.create_task(pinger(ws)) for ws in conns]
     try:
