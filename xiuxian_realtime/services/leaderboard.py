@@ -149,8 +149,12 @@ class Leaderboard:
         return count
 
     def _card_changed(self, card: PlayerCard) -> None:
+        moved = False
         for category, index in self.indexes.items():
-            index.set(card.id, score_of(card, category))
+            moved |= index.set(card.id, score_of(card, category))
+        if moved:
+            # Power and level change rarely (a victory): show it at once, not a second later.
+            self._top_cache.clear()
 
     # -- queries -------------------------------------------------------------------------
 
