@@ -62,6 +62,7 @@ class Runtime:
         self.leaderboard = Leaderboard(self.players, self.hub, self.spirit,
                                        check_interval_s=settings.leaderboard_check_interval_s,
                                        update_interval_s=settings.leaderboard_update_interval_s,
+                                       notify_interval_s=settings.leaderboard_notify_interval_s,
                                        tick_s=self.ticker.period)
         self.ticker.register(self.spirit.tick)
         self.ticker.register(self.leaderboard.tick)

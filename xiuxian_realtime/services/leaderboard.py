@@ -13,8 +13,10 @@ everyone every second is wasted work. Online players sit in a `SlotRing` with
 `LEADERBOARD_CHECK_INTERVAL_S / 50 ms` slots; the shared ticker visits one slot per tick,
 so each online player is re-ranked once per check interval (5 s): their live spirit goes
 into the index and their rank in each category is compared with the one they were last
-told. Only a change is sent (`rank_up` / `rank_down`), so a player gets at most one
-notification per category per interval however fast their spirit grows. Power and level
+told. Only a change is sent (`rank_up` / `rank_down`), and at most one per category per
+`LEADERBOARD_NOTIFY_INTERVAL_S` (30 s) per player, however fast their spirit grows: an
+online player overtakes offline ones all the time, and without this every one of 19,000
+players would get a ~1 KB message every few seconds. Power and level
 changes (dungeon victories) update the index at once.
 
 **Messages.** A player coming online gets a `full_refresh` per category. When the order
@@ -31,6 +33,7 @@ from typing import Any, Protocol
 
 from sortedcontainers import SortedList
 
+from ..history import Coalesce
 from ..hub import Hub
 from .players import PlayerCard, Players
 from .ticker import SlotRing
@@ -113,24 +116,35 @@ def score_of(card: PlayerCard, category: str) -> float:
 
 
 class OnlineRanks:
-    """The ranks an online player was last told, per category."""
+    """The ranks an online player was last told, and when, per category."""
 
-    __slots__ = ("user_id", "ranks")
+    __slots__ = ("user_id", "ranks", "told_at")
 
-    def __init__(self, user_id: int, ranks: list[int | None]) -> None:
+    def __init__(self, user_id: int, ranks: list[int | None], now: float = 0.0) -> None:
         self.user_id = user_id
         self.ranks = ranks
+        self.told_at = [now, now, now]
+
+
+def _newest(_older: dict[str, Any], newer: dict[str, Any]) -> dict[str, Any]:
+    return newer
+
+
+# A rank notification supersedes the previous one of its category (resume history).
+RANK_COALESCE = {c: Coalesce(f"rank:{c}", _newest) for c in CATEGORIES}
 
 
 class Leaderboard:
     def __init__(self, players: Players, hub: Hub, spirit: Any, *, check_interval_s: float = 5.0,
-                 update_interval_s: float = 30.0, tick_s: float = 0.05,
+                 update_interval_s: float = 30.0, notify_interval_s: float = 30.0,
+                 tick_s: float = 0.05,
                  indexes: dict[str, RankIndex] | None = None) -> None:
         self.players = players
         self.hub = hub
         self.spirit = spirit  # anything with current(user_id, now) -> float | None
         self.indexes: dict[str, RankIndex] = indexes or {c: MemoryRankIndex() for c in CATEGORIES}
         self.update_interval_s = update_interval_s
+        self.notify_interval_s = notify_interval_s
         self.ring: SlotRing[OnlineRanks] = SlotRing(max(1, round(check_interval_s / tick_s)))
         self._top_cache: dict[str, tuple[float, list[dict[str, Any]]]] = {}
         self._broadcast_top: dict[str, list[int]] = {}
@@ -201,7 +215,7 @@ class Leaderboard:
             return
         self._refresh_spirit(user_id, now)
         ranks = [self.indexes[c].rank(user_id) for c in CATEGORIES]
-        self.ring.add(user_id, OnlineRanks(user_id, ranks))
+        self.ring.add(user_id, OnlineRanks(user_id, ranks, now))
         for category in CATEGORIES:
             self.hub.send_to_user(user_id, "leaderboard:update",
                                   self.message("full_refresh", category, user_id, max_age_s=1.0))
@@ -225,6 +239,7 @@ class Leaderboard:
         cards = self.players.cards
         current = self.spirit.current
         send = self.hub.send_to_user
+        quiet_until = now - self.notify_interval_s
         for entry in self.ring.advance().values():
             uid = entry.user_id
             value = current(uid, now)
@@ -234,16 +249,23 @@ class Leaderboard:
                     card.spirit = value
                     spirit_index.set(uid, value)
             ranks = entry.ranks
+            told_at = entry.told_at
             for i, index in enumerate(indexes):
                 rank = index.rank(uid)
                 old = ranks[i]
                 if rank == old or rank is None:
                     continue
-                ranks[i] = rank
                 if old is None:
+                    ranks[i] = rank
                     continue
+                if told_at[i] > quiet_until:
+                    continue  # told recently: the change waits (compared with what they were told)
+                ranks[i] = rank
+                told_at[i] = now
+                category = CATEGORIES[i]
                 kind = "rank_up" if rank < old else "rank_down"
-                send(uid, "leaderboard:update", self.message(kind, CATEGORIES[i], uid, max_age_s=1.0))
+                send(uid, "leaderboard:update", self.message(kind, category, uid, max_age_s=1.0),
+                     RANK_COALESCE[category])
                 self.notifications += 1
         if self.update_interval_s > 0:
             self._maybe_broadcast(now)
