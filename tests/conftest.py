@@ -181,8 +181,25 @@ def make_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
         proc.stop()
 
 
-async def recv_json(ws: Any, timeout: float = 5.0) -> dict[str, Any]:
+# What the game services push on their own to every online player (spirit each second,
+# leaderboards on coming online): skipped by `recv_json` unless asked for.
+AMBIENT_TYPES = frozenset({"spirit:grow", "leaderboard:update"})
+
+
+async def recv_any(ws: Any, timeout: float = 5.0) -> dict[str, Any]:
     return orjson.loads(await asyncio.wait_for(ws.recv(), timeout))
+
+
+async def recv_json(ws: Any, timeout: float = 5.0) -> dict[str, Any]:
+    """The next message that is not ambient game traffic."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise asyncio.TimeoutError
+        msg = await recv_any(ws, left)
+        if msg.get("type") not in AMBIENT_TYPES:
+            return msg
 
 
 async def recv_until(ws: Any, predicate: Callable[[dict[str, Any]], bool], timeout: float = 5.0) -> dict[str, Any]:
@@ -191,7 +208,7 @@ async def recv_until(ws: Any, predicate: Callable[[dict[str, Any]], bool], timeo
         left = deadline - time.monotonic()
         if left <= 0:
             raise AssertionError("expected message never arrived")
-        msg = await recv_json(ws, left)
+        msg = await recv_any(ws, left)
         if predicate(msg):
             return msg
 
@@ -255,3 +272,131 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     server = RedisServer(tmp_path / "redis").start()
     yield server
     server.kill()
+
+
+# -- game services: a server per storage backend ---------------------------------------------
+
+PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+# Fast pacing for tests; the minimum spacings (100 ms dungeon, 50 ms exploration) still hold.
+GAME_ENV = {
+    "HEARTBEAT_TIMEOUT_S": "2",
+    "GAME_SEED": "7",
+    "DUNGEON_EVENT_INTERVAL_MS": "100",
+    "EXPLORATION_TIME_SCALE": "0.2",
+    "SPIRIT_SETTLE_INTERVAL_S": "1",
+    "LEADERBOARD_CHECK_INTERVAL_S": "0.5",
+    "LEADERBOARD_UPDATE_INTERVAL_S": "1",
+    "LEADERBOARD_NOTIFY_INTERVAL_S": "0.5",
+}
+
+
+async def _pg_admin(sql: str) -> None:
+    import asyncpg
+    conn = await asyncpg.connect(PG_ADMIN_URL, timeout=3)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+def pg_unreachable_reason() -> str | None:
+    try:
+        asyncio.run(_pg_admin("SELECT 1"))
+    except Exception as exc:  # noqa: BLE001 - any failure means "not usable here"
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """An empty database: a SQLite file, or a fresh PostgreSQL database dropped afterwards."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'game.db'}"
+        return
+    reason = pg_unreachable_reason()
+    if reason is not None:
+        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_URL} ({reason}); set TEST_POSTGRES_URL")
+    name = f"xr_test_{os.getpid()}_{os.urandom(4).hex()}"
+    asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"postgresql+asyncpg://{PG_ADMIN_URL.split('://', 1)[1].rsplit('/', 1)[0]}/{name}"
+    finally:
+        asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="module")
+def game_server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A server with fast game pacing on each storage backend, shared by a module's tests."""
+    proc = ServerProcess(tmp_path_factory.mktemp("game"), {**GAME_ENV, "DATABASE_URL": database_url}).start()
+    proc.database_url = database_url  # type: ignore[attr-defined]
+    yield proc
+    proc.stop()
+
+
+def sqlite_only(server: ServerProcess) -> None:
+    """For tests of timing and transport behaviour that the storage backend cannot change."""
+    if not server.database_url.startswith("sqlite"):  # type: ignore[attr-defined]
+        pytest.skip("storage-independent; covered by the SQLite run")
+
+
+def register_many(server: ServerProcess, n: int) -> list[tuple[int, str]]:
+    """Register n players concurrently (bcrypt runs in the server's threads)."""
+    async def run() -> list[tuple[int, str]]:
+        async with httpx.AsyncClient(base_url=server.base, timeout=20) as client:
+            stamp = time.monotonic_ns()
+            rs = await asyncio.gather(*(client.post("/api/auth/register",
+                                                    json={"username": f"m{stamp}-{i}", "password": "pw"})
+                                        for i in range(n)))
+        return [(r.json()["id"], r.json()["token"]) for r in rs]
+    return asyncio.run(run()) if not _loop_running() else _in_thread(run)
+
+
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _in_thread(fn: Callable[[], Any]) -> Any:
+    import concurrent.futures
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(lambda: asyncio.run(fn())).result()
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def read_db(url: str, fn: Callable[[Any], Any]) -> Any:
+    """Run `fn(database)` against the server's database from the test process."""
+    from xiuxian_realtime.storage.db import Database
+    db = Database(url)
+    try:
+        return await fn(db)
+    finally:
+        await db.close()
+
+
+async def collect(ws: Any, seconds: float, predicate: Callable[[dict[str, Any]], bool] = lambda m: True
+                  ) -> list[tuple[float, dict[str, Any]]]:
+    """Every message (with its arrival time) that arrives within `seconds`."""
+    out: list[tuple[float, dict[str, Any]]] = []
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            msg = orjson.loads(await asyncio.wait_for(ws.recv(), left))
+        except asyncio.TimeoutError:
+            break
+        if predicate(msg):
+            out.append((time.monotonic(), msg))
+    return out
+
+
+async def pinger(ws: Any, interval: float = 0.5) -> None:
+    """Keep a connection's heartbeat alive (run as a task)."""
+    while True:
+        await ws.send('{"type":"ping","timestamp":0}')
+        await asyncio.sleep(interval)

@@ -74,7 +74,7 @@ def test_age_bound() -> None:
     assert [m["seq"] for m in frames(h.replay(1, epoch, 1, None))] == [2]
 
 
-def test_state_events_coalesce_between_discrete_ones() -> None:
+def test_state_events_coalesce_around_discrete_ones() -> None:
     h = MemoryHistory(100, 600, 1 << 20)
     epoch = h.ensure_stream(1).epoch
     for i in range(300):
@@ -83,10 +83,10 @@ def test_state_events_coalesce_between_discrete_ones() -> None:
     for i in range(300, 310):
         send(h, 1, "spirit:grow", {"oldSpirit": i, "newSpirit": i + 1, "gainAmount": 1}, SPIRIT)
     got = frames(h.replay(1, epoch, 0, None))
-    assert [m["type"] for m in got] == ["spirit:grow", "dungeon:event", "spirit:grow"]
-    assert got[0]["data"] == {"oldSpirit": 0, "newSpirit": 300, "gainAmount": 300} and got[0]["seq"] == 300
-    assert got[1]["seq"] == 301
-    assert got[2]["data"]["newSpirit"] == 310 and got[2]["seq"] == 311
+    # The discrete event keeps its place; the state is one cumulative update at the end.
+    assert [m["type"] for m in got] == ["dungeon:event", "spirit:grow"]
+    assert got[0]["seq"] == 301
+    assert got[1]["data"] == {"oldSpirit": 0, "newSpirit": 310, "gainAmount": 310} and got[1]["seq"] == 311
 
 
 def test_broadcasts_interleave_in_send_order() -> None:
@@ -129,3 +129,41 @@ def test_save_and_load_keep_epochs_and_events(tmp_path: Path) -> None:
     got = frames(restored.replay(3, epoch, 0, None))
     assert [m["seq"] for m in got] == [4, 5] and got[0]["data"]["newSpirit"] == 4
     assert restored.ensure_stream(4).epoch not in (epoch,)
+
+
+def test_state_merges_across_discrete_events_and_keeps_them() -> None:
+    h = MemoryHistory(100, 600, 1 << 20)
+    epoch = h.ensure_stream(1).epoch
+    for i in range(10):
+        send(h, 1, "spirit:grow", {"oldSpirit": i, "newSpirit": i + 1, "gainAmount": 1}, SPIRIT)
+        if i % 3 == 0:
+            send(h, 1, "leaderboard:update", {"n": i})
+    got = frames(h.replay(1, epoch, 0, None))
+    assert [m["type"] for m in got].count("spirit:grow") == 1
+    assert [m["data"]["n"] for m in got if m["type"] == "leaderboard:update"] == [0, 3, 6, 9]
+    spirit = next(m for m in got if m["type"] == "spirit:grow")
+    assert spirit["data"] == {"oldSpirit": 0, "newSpirit": 10, "gainAmount": 10}
+    seqs = [m["seq"] for m in got]
+    assert seqs == sorted(seqs) and seqs[-1] == h.position(1).seq
+
+
+def test_seal_stops_merging_into_what_was_delivered() -> None:
+    h = MemoryHistory(100, 600, 1 << 20)
+    epoch = h.ensure_stream(1).epoch
+    send(h, 1, "spirit:grow", {"oldSpirit": 0, "newSpirit": 1, "gainAmount": 1}, SPIRIT)
+    h.seal(1)  # the client disconnects having seen seq 1
+    send(h, 1, "spirit:grow", {"oldSpirit": 1, "newSpirit": 2, "gainAmount": 1}, SPIRIT)
+    send(h, 1, "spirit:grow", {"oldSpirit": 2, "newSpirit": 3, "gainAmount": 1}, SPIRIT)
+    got = frames(h.replay(1, epoch, 1, None))
+    assert [m["data"] for m in got] == [{"oldSpirit": 1, "newSpirit": 3, "gainAmount": 2}]
+
+
+def test_evicted_state_entry_is_not_merged_into() -> None:
+    h = MemoryHistory(3, 600, 1 << 20)
+    epoch = h.ensure_stream(1).epoch
+    send(h, 1, "spirit:grow", {"oldSpirit": 0, "newSpirit": 1, "gainAmount": 1}, SPIRIT)
+    for n in range(3):
+        send(h, 1, "leaderboard:update", {"n": n})
+    send(h, 1, "spirit:grow", {"oldSpirit": 1, "newSpirit": 2, "gainAmount": 1}, SPIRIT)
+    # seq 1 (spirit) and seq 2 (n=0) were evicted: resuming from 0 cannot be covered.
+    assert h.replay(1, epoch, 0, None).reason == "history_expired"

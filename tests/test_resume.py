@@ -38,13 +38,14 @@ async def test_resume_after_disconnect_no_gap_no_duplicate(server: ServerProcess
         server.publish(uid, "test:n", {"i": i})
     async with server.connect(uid, token, v=2, since=last, epoch=epoch) as ws:
         welcome = await _welcome(ws)
-        assert welcome["recovered"] is True and welcome["epoch"] == epoch and welcome["seq"] == 12
+        assert welcome["recovered"] is True and welcome["epoch"] == epoch and welcome["seq"] >= last + 7
         replayed = await _drain(ws, 7)
         server.publish(uid, "test:n", {"i": 12})
         live = await recv_json(ws)
     everything = got + replayed + [live]
     assert [m["data"]["i"] for m in everything] == list(range(13))
-    assert [m["seq"] for m in everything] == list(range(1, 14))
+    seqs = [m["seq"] for m in everything]
+    assert seqs == sorted(set(seqs)) and replayed[-1]["seq"] <= welcome["seq"] < live["seq"]
 
 
 async def test_resume_beyond_history_gets_resync(make_server) -> None:
@@ -59,9 +60,9 @@ async def test_resume_beyond_history_gets_resync(make_server) -> None:
         assert welcome["recovered"] is False
         resync = await recv_json(ws)
         assert resync["type"] == "resync" and resync["data"]["reason"] == "history_expired"
-        assert resync["data"]["seq"] == 20 and resync["data"]["epoch"] == epoch
+        assert resync["data"]["seq"] >= 20 and resync["data"]["epoch"] == epoch
         srv.publish(uid, "test:n", {"i": 20})
-        assert (await recv_json(ws))["seq"] == 21
+        assert (await recv_json(ws))["seq"] > resync["data"]["seq"]
     assert srv.stats()["resyncs"] == 1
 
 
@@ -84,7 +85,7 @@ async def test_broadcasts_are_recovered_too(server: ServerProcess) -> None:
         assert (await _welcome(ws))["recovered"] is True
         got = await _drain(ws, 2)
     assert [m["data"]["n"] for m in got] == [1, 2]
-    assert got[0]["bseq"] == welcome["bseq"] + 1 and got[1]["seq"] == welcome["seq"] + 1
+    assert got[0]["bseq"] == welcome["bseq"] + 1 and got[1]["seq"] > welcome["seq"]
 
 
 async def test_legacy_clients_are_unaffected_by_positions(server: ServerProcess) -> None:
@@ -134,12 +135,15 @@ async def test_slow_reader_cut_off_resumes_with_everything(make_server) -> None:
     sock.close()
     assert b"\x0f\xa1slow consumer" in data[-100:]
     epoch = re.search(rb'"epoch":"([^"]+)"', data).group(1).decode()
+    # Every sequenced message (ours and the game's own) arrived in order, none skipped.
     seqs = [int(s) for s in re.findall(rb'"seq":(\d+)\}', data)]
-    assert seqs == list(range(1, len(seqs) + 1))
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+    got_i = [int(i) for i in re.findall(rb'"i":(\d+),', data)]
+    assert got_i == list(range(len(got_i)))
     async with srv.connect(uid, token, v=2, since=seqs[-1], epoch=epoch) as ws:
         assert (await _welcome(ws))["recovered"] is True
-        rest = await _drain(ws, sent - len(seqs))
-    assert [m["data"]["i"] for m in rest] == list(range(len(seqs), sent))
+        rest = await _drain(ws, sent - len(got_i))
+    assert [m["data"]["i"] for m in rest] == list(range(len(got_i), sent))
 
 
 async def test_graceful_restart_keeps_history(make_server, tmp_path) -> None:
@@ -209,9 +213,10 @@ async def test_random_schedule_every_client_gets_exactly_what_was_sent(server: S
                 if st["seq"] is None:
                     st["seq"] = msg["data"]["seq"]
                 continue
-            assert msg["type"] == "test:n" and msg["seq"] > st["seq"]
+            assert msg["seq"] > st["seq"], msg  # never a duplicate, never out of order
             st["seq"] = msg["seq"]
-            got[uid].append(msg["data"]["k"])
+            if msg["type"] == "test:n":
+                got[uid].append(msg["data"]["k"])
 
     async with httpx.AsyncClient() as http:
         for _ in range(120):

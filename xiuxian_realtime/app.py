@@ -17,7 +17,9 @@ from fastapi.staticfiles import StaticFiles
 
 from . import metrics
 from .api import auth as auth_api
-from .api import errors, online, publish, status
+from .api import dungeon as dungeon_api
+from .api import errors, online, player, publish, status
+from .api import exploration as exploration_api
 from .auth import Tokens
 from .config import Settings
 from . import redis_broker
@@ -26,7 +28,12 @@ from .history import MemoryHistory
 from .hub import Hub
 from .presence import MemoryPresence, PresenceStore
 from .redis_presence import RedisPresence
+from .services.dungeon import DungeonService
+from .services.exploration import ExplorationService
+from .services.leaderboard import Leaderboard
+from .services.players import Players
 from .services.spirit import SpiritService
+from .services.ticker import Ticker
 from .sessions import Sessions
 from .storage.db import Database
 from .transport import WsGateway
@@ -60,8 +67,24 @@ class Runtime:
                        heartbeat_timeout_s=settings.heartbeat_timeout_s,
                        read_timeout_s=settings.ws_read_timeout_s,
                        max_connections_per_user=settings.ws_max_connections_per_user)
-        self.spirit = SpiritService(self.db)
-        self.sessions = Sessions(self.presence, [self.spirit], self.hub, settings.heartbeat_timeout_s)
+        # Game services. One ticker drives all per-player periodic work (see services/ticker.py).
+        self.players = Players(self.db)
+        self.ticker = Ticker(0.05)
+        self.spirit = SpiritService(self.db, self.hub, self.players, settings.spirit_settle_interval_s)
+        self.leaderboard = Leaderboard(self.players, self.hub, self.spirit,
+                                       check_interval_s=settings.leaderboard_check_interval_s,
+                                       update_interval_s=settings.leaderboard_update_interval_s,
+                                       notify_interval_s=settings.leaderboard_notify_interval_s,
+                                       tick_s=self.ticker.period)
+        self.ticker.register(self.spirit.tick)
+        self.ticker.register(self.leaderboard.tick)
+        self.dungeon = DungeonService(self.db, self.hub, self.players, seed=settings.game_seed,
+                                      event_interval_s=settings.dungeon_event_interval_ms / 1000)
+        self.exploration = ExplorationService(self.db, self.hub, seed=settings.game_seed,
+                                              time_scale=settings.exploration_time_scale)
+        # Login hooks run in this order (spirit loads the player's row first); so do logouts.
+        self.sessions = Sessions(self.presence, [self.spirit, self.leaderboard], self.hub,
+                                 settings.heartbeat_timeout_s)
         self.hub.sessions = self.sessions
         self.gateway = WsGateway(
             self.hub, self.tokens,
@@ -77,11 +100,15 @@ class Runtime:
         return self.settings.data_dir / "history.json"
 
     async def start(self) -> None:
-        await self.db.create_schema()
+        await self.db.migrate()
+        players = await self.leaderboard.load()
+        log.info("leaderboards loaded", extra={"players": players})
         if self.history is not None and self.history.load(self.history_file):
             log.info("history restored", extra={"streams": self.history.stream_count})
         await self.broker.start()
         self.hub.start()
+        self.spirit.start()
+        self.ticker.start()
 
     async def stop(self) -> None:
         """Stop accepting, close connections with 1001, finish pending writes.
@@ -91,6 +118,15 @@ class Runtime:
         """
         await self.gateway.shutdown()
         await self.sessions.close()
+        await self.ticker.stop()
+        # Unfinished dungeons and explorations are dropped (nothing of them is persisted).
+        await self.dungeon.activities.stop()
+        await self.exploration.activities.stop()
+        # Settle every online player's spirit before the database closes (no logout).
+        try:
+            await self.spirit.stop()
+        except Exception:
+            log.exception("final spirit settle failed")
         await self.broker.stop()
         if self.history is not None:
             self.history.save(self.history_file)
@@ -117,7 +153,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   openapi_url="/api/openapi.json", redoc_url=None)
     app.state.runtime = runtime
     errors.install(app)
-    for router in (auth_api.router, online.router, publish.router, status.router):
+    for router in (auth_api.router, online.router, publish.router, status.router, player.router,
+                   dungeon_api.router, exploration_api.router):
         app.include_router(router)
     if (STATIC_DIR / "index.html").exists():
         app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -44,8 +44,8 @@ class Broker(Protocol):
                       bsince: int | None, epoch: str | None) -> None:
         """A connection joined: subscribe if needed, and greet it if it speaks v2."""
 
-    def user_detached(self, user_id: int) -> None:
-        """The last connection of a user on this node left."""
+    def user_detached(self, user_id: int, last_on_node: bool) -> None:
+        """A connection left (`last_on_node`: the user has none left here)."""
 
     async def position(self, user_id: int) -> Position: ...
 
@@ -95,15 +95,17 @@ class LocalBroker:
 
     def user_attached(self, conn: "Connection", first_on_node: bool, since: int | None,
                       bsince: int | None, epoch: str | None) -> None:
+        history = self.history
+        # What was delivered live so far must not merge with what the client may miss.
+        history.seal(conn.user_id)
         if not conn.v2:
             return
-        history = self.history
         history.ensure_stream(conn.user_id)
         replay = history.replay(conn.user_id, epoch, since, bsince) if since is not None else None
         self.hub.greet(conn, history.position(conn.user_id), replay)  # type: ignore[union-attr]
 
-    def user_detached(self, user_id: int) -> None:
-        return None
+    def user_detached(self, user_id: int, last_on_node: bool) -> None:
+        self.history.seal(user_id)
 
     async def position(self, user_id: int) -> Position:
         return self.history.position(user_id)

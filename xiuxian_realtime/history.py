@@ -40,7 +40,8 @@ class Coalesce(NamedTuple):
 
 
 class Entry:
-    __slots__ = ("seq", "first_seq", "order", "t", "ts", "type", "data", "payload", "coalesce", "size")
+    __slots__ = ("seq", "first_seq", "order", "t", "ts", "type", "data", "payload", "coalesce", "size",
+                 "dead")
 
     def __init__(self, seq: int, order: int, t: float, ts: int, type_: str, data: Any,
                  payload: bytes | None, coalesce: Coalesce | None) -> None:
@@ -54,16 +55,20 @@ class Entry:
         self.payload = payload
         self.coalesce = coalesce
         self.size = (len(payload) if payload else 256) + ENTRY_OVERHEAD
+        # Superseded by a later merged entry: kept as a placeholder, never replayed.
+        self.dead = False
 
 
 class Stream:
-    __slots__ = ("epoch", "seq", "entries", "bytes")
+    __slots__ = ("epoch", "seq", "entries", "bytes", "open_state")
 
     def __init__(self, epoch: str) -> None:
         self.epoch = epoch
         self.seq = 0
         self.entries: deque[Entry] = deque()
         self.bytes = 0
+        # The latest state entry per coalesce key that later ones may still merge into.
+        self.open_state: dict[str, Entry] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +134,17 @@ class MemoryHistory:
         self._streams.move_to_end(user_id)
         return self._append(stream, type_, ts, data, payload, coalesce)
 
+    def seal(self, user_id: int) -> None:
+        """Stop later events from merging into the user's last entry.
+
+        Called when one of the user's connections comes or goes: what was delivered live
+        up to here must not be folded into what the client is about to miss, or a resume
+        from the last seq it saw would replay part of what it already has.
+        """
+        stream = self._streams.get(user_id)
+        if stream is not None:
+            stream.open_state.clear()
+
     def append_broadcast(self, type_: str, ts: int, data: Any, payload: bytes) -> int:
         return self._append(self._broadcast, type_, ts, data, payload, None)
 
@@ -138,19 +154,25 @@ class MemoryHistory:
         seq = stream.seq
         now = self._clock()
         entries = stream.entries
-        if coalesce is not None and entries:
-            last = entries[-1]
-            if last.coalesce is not None and last.coalesce.key == coalesce.key and last.type == type_:
-                # Merge into the previous state event instead of growing history.
-                last.data = coalesce.merge(last.data, data)
-                last.payload = None
-                last.seq = seq
-                last.order = next(self._order)
-                last.t = now
-                last.ts = ts
-                return seq
-        entry = Entry(seq, next(self._order), now, ts, type_, data if coalesce else None,
-                      payload, coalesce)
+        if coalesce is not None:
+            previous = stream.open_state.get(coalesce.key)
+            if previous is not None and previous.type == type_ and not previous.dead:
+                merged = coalesce.merge(previous.data, data)
+                if previous is entries[-1]:
+                    # Merge in place: the common case, a state event following its own kind.
+                    previous.data, previous.payload = merged, None
+                    previous.seq, previous.order, previous.t, previous.ts = seq, next(self._order), now, ts
+                    return seq
+                # Discrete events came in between: they keep their place, the state moves
+                # to the end as one cumulative entry, and the old one becomes a placeholder.
+                previous.dead, previous.data, previous.payload = True, None, None
+                entry = Entry(seq, next(self._order), now, ts, type_, merged, None, coalesce)
+                entry.first_seq = previous.first_seq
+            else:
+                entry = Entry(seq, next(self._order), now, ts, type_, data, payload, coalesce)
+            stream.open_state[coalesce.key] = entry
+        else:
+            entry = Entry(seq, next(self._order), now, ts, type_, None, payload, None)
         entries.append(entry)
         stream.bytes += entry.size
         self.total_bytes += entry.size
@@ -164,19 +186,28 @@ class MemoryHistory:
         entry = stream.entries.popleft()
         stream.bytes -= entry.size
         self.total_bytes -= entry.size
+        if entry.coalesce is not None and stream.open_state.get(entry.coalesce.key) is entry:
+            # Gone from history: nothing may merge into it and claim its range.
+            del stream.open_state[entry.coalesce.key]
 
     def _enforce_budget(self, keep: Stream) -> None:
         # Clear whole histories, least recently written first. The stream header (epoch,
         # seq) stays, so a connected client's positions remain valid; a resume into the
         # cleared range gets a resync.
-        for stream in list(self._streams.values()):
+        cleared: list[int] = []
+        for user_id, stream in self._streams.items():
             if self.total_bytes <= self.max_bytes:
-                return
+                break
             if stream is keep or not stream.entries:
                 continue
             self.total_bytes -= stream.bytes
             stream.entries.clear()
+            stream.open_state.clear()
             stream.bytes = 0
+            cleared.append(user_id)
+        # Emptied streams go to the back: the next eviction starts at one that has entries.
+        for user_id in cleared:
+            self._streams.move_to_end(user_id)
         while self.total_bytes > self.max_bytes and keep.entries:
             self._drop_head(keep)
 
@@ -228,7 +259,7 @@ class MemoryHistory:
         entries = stream.entries
         if not entries or entries[0].first_seq > since + 1:
             return "history_expired"
-        return [e for e in entries if e.seq > since]
+        return [e for e in entries if e.seq > since and not e.dead]
 
     @classmethod
     def _frame(cls, entry: Entry, user_id: int, field: bytes) -> bytes:
@@ -254,7 +285,7 @@ class MemoryHistory:
         def dump(stream: Stream, user_id: int) -> dict[str, Any]:
             return {"epoch": stream.epoch, "seq": stream.seq, "entries": [
                 [e.seq, e.first_seq, e.order, now - e.t, e.ts, e.type,
-                 self._payload(e, user_id).decode()] for e in stream.entries]}
+                 self._payload(e, user_id).decode()] for e in stream.entries if not e.dead]}
 
         state = {
             "node_epoch": self.node_epoch,

@@ -210,9 +210,11 @@ class Hub:
             return
         conns.remove(conn)
         self._connections -= 1
-        if not conns:
+        last = not conns
+        if last:
             del self._users[conn.user_id]
-            self.broker.user_detached(conn.user_id)
+        self.broker.user_detached(conn.user_id, last)
+        if last:
             if self.sessions is not None and not self.closing:
                 self.sessions.user_disconnected(conn.user_id, conn.last_ping)
 

@@ -229,7 +229,9 @@ class RedisBroker:
             self._greetings.add(task)
             task.add_done_callback(self._greetings.discard)
 
-    def user_detached(self, user_id: int) -> None:
+    def user_detached(self, user_id: int, last_on_node: bool) -> None:
+        if not last_on_node:
+            return
         self._pending_subs.discard(user_id)
         if user_id in self._subscribed:
             self._pending_unsubs.add(user_id)

@@ -22,12 +22,13 @@ async def seed_players(settings: Settings, count: int, out: Path, prefix: str = 
     tokens = Tokens(settings.jwt_secret.get_secret_value(), settings.jwt_expiry_days)
     db = Database(settings.resolved_database_url())
     try:
-        await db.create_schema()
+        await db.migrate()
         hashed = hash_password(f"bench-{prefix}")
         now = time.time()
         stamp = f"{prefix}-{int(now * 1000):x}"
         rows = [dict(username=f"{stamp}-{i}", password_hash=hashed, level=1, realm="练气期一层",
-                     spirit=0.0, spirit_rate=1.0, power=10, last_spirit_gain_time=now, created_at=now)
+                     spirit=0.0, spirit_rate=1.0, power=10, last_spirit_gain_time=now, created_at=now,
+                     avatar_url="")
                 for i in range(count)]
         async with db.sessions() as s:
             for start in range(0, count, 5000):

@@ -30,11 +30,20 @@ STALE_BATCH = 500
 
 
 class SessionHooks(Protocol):
-    """Game services that must act when a player comes online or leaves."""
+    """Game services that must act when a player comes online or leaves.
+
+    `on_login`/`on_logout` run once per session, on whichever node starts or ends it.
+    `on_join`/`on_leave` run on each node when it gets its first, or loses its last,
+    connection of a player: where per-connection state (spirit pushes) has to live.
+    """
 
     async def on_login(self, user_id: int, now: float) -> None: ...
 
     async def on_logout(self, user_id: int, now: float) -> None: ...
+
+    async def on_join(self, user_id: int, now: float) -> None: ...
+
+    async def on_leave(self, user_id: int, now: float) -> None: ...
 
 
 class ConnectionView(Protocol):
@@ -55,17 +64,33 @@ class Sessions:
         self.timeout_ms = int(timeout_s * 1000)
         self._tails: dict[int, asyncio.Task[object]] = {}
         self._sweeping: asyncio.Task[None] | None = None
+        # Players this node holds state for because of a REST login (no connection).
+        self._rest_held: set[int] = set()
         self.logouts = 0
 
     # -- ways in -------------------------------------------------------------------------
 
     async def login(self, user_id: int, ip: str) -> int:
-        """REST login; returns the session's loginTime. An existing session carries on."""
-        return await self._serial(user_id, lambda: self._login(user_id, ip))  # type: ignore[return-value]
+        """REST login; returns the session's loginTime. An existing session carries on.
+
+        This node then holds the player's per-node state (as for a connection) until
+        the session ends, so a client without a socket still grows and is settled.
+        """
+        async def work() -> int:
+            login_ms = await self._login(user_id, ip)
+            self._rest_held.add(user_id)
+            await self._run_hooks("on_join", user_id)
+            return login_ms
+
+        return await self._serial(user_id, work)  # type: ignore[return-value]
 
     def user_connected(self, user_id: int, ip: str | None) -> None:
         """The hub's callback for a user's first live connection on this node."""
-        self._serial_nowait(user_id, lambda: self._login(user_id, ip or ""))
+        async def work() -> None:
+            await self._login(user_id, ip or "")
+            await self._run_hooks("on_join", user_id)
+
+        self._serial_nowait(user_id, work)
 
     async def heartbeat(self, user_id: int) -> int | None:
         """REST heartbeat; returns lastHeartbeat, or None if the player is not online."""
@@ -76,13 +101,16 @@ class Sessions:
         created, login_ms = await self.presence.login(user_id, ip, _now_ms())
         if created:
             log.info("login", extra={"user_id": user_id})
-            now = time.time()
-            for hook in self.hooks:
-                try:
-                    await hook.on_login(user_id, now)
-                except Exception:
-                    log.exception("login hook failed", extra={"user_id": user_id})
+            await self._run_hooks("on_login", user_id)
         return login_ms
+
+    async def _run_hooks(self, name: str, user_id: int, now: float | None = None) -> None:
+        now = time.time() if now is None else now
+        for hook in self.hooks:
+            try:
+                await getattr(hook, name)(user_id, now)
+            except Exception:
+                log.exception("session hook failed", extra={"user_id": user_id, "hook": name})
 
     # -- ways out ------------------------------------------------------------------------
 
@@ -92,7 +120,13 @@ class Sessions:
         Their last ping becomes their last heartbeat: the timeout counts from it.
         """
         last_ms = _now_ms() - int((time.monotonic() - last_ping) * 1000)
-        self._serial_nowait(user_id, lambda: self.presence.heartbeat(user_id, last_ms))
+
+        async def work() -> None:
+            await self.presence.heartbeat(user_id, last_ms)
+            if not self.connections.is_online(user_id):  # unless they came back meanwhile
+                await self._run_hooks("on_leave", user_id)
+
+        self._serial_nowait(user_id, work)
 
     async def logout(self, user_id: int, reason: str = "logout") -> int | None:
         """Log out now; return the logout time (ms), or None if not online."""
@@ -105,11 +139,7 @@ class Sessions:
             return None
         self.logouts += 1
         log.info("logout", extra={"user_id": user_id, "reason": reason})
-        for hook in self.hooks:
-            try:
-                await hook.on_logout(user_id, now)
-            except Exception:
-                log.exception("logout hook failed", extra={"user_id": user_id})
+        await self._run_hooks("on_logout", user_id, now)
         return now_ms
 
     # -- the sweep -----------------------------------------------------------------------
@@ -129,6 +159,13 @@ class Sessions:
                 if self.connections.is_online(user_id):
                     self.user_connected(user_id, None)
             before = now_ms - self.timeout_ms
+            for user_id in list(self._rest_held):
+                # A REST session ended (here or on another node): release its state.
+                record = await self.presence.get(user_id)
+                if record is None or record.status != "online":
+                    self._rest_held.discard(user_id)
+                    if not self.connections.is_online(user_id):
+                        self._serial_nowait(user_id, lambda uid=user_id: self._run_hooks("on_leave", uid))
             for user_id in await self.presence.stale(before, STALE_BATCH):
                 if not self.connections.is_online(user_id):
                     self._serial_nowait(user_id, lambda uid=user_id: self._logout(uid, "heartbeat timeout", before))

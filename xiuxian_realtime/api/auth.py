@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from ..auth import check_password, hash_password
-from ..storage.db import UsernameTaken
+from ..storage.db import PlayerRow, UsernameTaken
 from .deps import runtime
 
 router = APIRouter(prefix="/api/auth")
@@ -28,6 +28,9 @@ async def register(body: Credentials, rt=Depends(runtime)) -> JSONResponse:
         user = await rt.db.create_user(body.username, hashed)
     except UsernameTaken:
         raise HTTPException(400, "username already exists") from None
+    # The leaderboards rank every player, new ones too.
+    rt.players.upsert(PlayerRow(user.id, user.username, user.level, user.realm, user.power,
+                                user.spirit, user.spirit_rate, user.avatar_url))
     token = rt.tokens.issue(user.id, user.username)
     return JSONResponse({"id": user.id, "username": user.username, "token": token}, status_code=201)
 

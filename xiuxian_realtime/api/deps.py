@@ -27,6 +27,13 @@ def bearer_user(request: Request, authorization: str | None = Header(default=Non
         raise HTTPException(401, "invalid token") from None
 
 
+def optional_bearer_user(request: Request, authorization: str | None = Header(default=None)) -> int | None:
+    """Like `bearer_user`, but None without an Authorization header."""
+    if not authorization:
+        return None
+    return bearer_user(request, authorization)
+
+
 def api_key(request: Request, x_api_key: str | None = Header(default=None)) -> None:
     """Services publishing events authenticate with X-API-Key (compared in constant time)."""
     expected = runtime(request).settings.api_key.get_secret_value()

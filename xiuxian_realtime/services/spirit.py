@@ -1,22 +1,272 @@
 """Spirit growth: an online player's spirit grows at `spirit_rate` per second.
 
-Settling is done in SQL from `last_spirit_gain_time`, so offline time never counts
-(login moves the clock to now) and a logout credits exactly the time online.
+Nothing here reads or writes the database per player per second (the original did both):
+
+- **In memory.** Each online player has a `SpiritState`: the spirit settled at `since`
+  (`base`) and the rate. Spirit at time t is `base + rate * (t - since)`, computed on demand.
+- **Pushes.** Online players are spread over 20 slots of a `SlotRing`; the shared 50 ms
+  `Ticker` handles one slot per tick, so each player gets one `spirit:grow` a second and
+  the pushes are spread evenly over the second. Per player per tick: a little arithmetic,
+  one dict, one `hub.send_to_user` — no await, no I/O.
+- **Settling.** Every `SPIRIT_SETTLE_INTERVAL_S` (5 s) the spirit of every online player is
+  written in one batched UPDATE (executemany): the absolute value and the time it was
+  settled up to. A logout settles that player (logouts arriving together share one batch,
+  and the logout completes only once it is written); shutdown settles everyone without
+  logging anybody out.
+- **Never double-counted.** The row holds settled spirit and the time it is settled up
+  to, the update only moves that time forward (a stale or reordered write is a no-op),
+  and a login restarts the clock at the login time: time while offline, or while the
+  server was down, never counts.
+- **Crash bound.** A crash loses at most the growth since the last batch settle: at most
+  `SPIRIT_SETTLE_INTERVAL_S` plus the duration of one batch write.
+
+**Which node keeps the state.** A player's `SpiritState` lives on the nodes that hold a
+connection of theirs (`on_join` / `on_leave`), because that is where the pushes go. It is
+loaded as "stored spirit + rate x (now - stored settle time)", so every node computes
+the same value, and the absolute writes of two nodes agree. A new session (`on_login`,
+once per session cluster-wide) first moves the stored clock to now; a logout settles
+from the in-memory state when this node has it, otherwise from the stored row in SQL
+terms, crediting the time up to the logout.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
+from typing import Any
+
+from ..history import Coalesce
+from ..hub import Hub
 from ..storage.db import Database
+from .players import Players
+from .ticker import SlotRing
+
+log = logging.getLogger("xiuxian.spirit")
+
+SLOTS = 20  # with a 50 ms tick: each player once a second
+MIN_PUSH_GAP_S = 0.5
+
+
+def merge_spirit(older: dict[str, Any], newer: dict[str, Any]) -> dict[str, Any]:
+    """Two consecutive `spirit:grow` events as one cumulative update (resume history)."""
+    merged = dict(newer)
+    merged["oldSpirit"] = older["oldSpirit"]
+    merged["gainAmount"] = round(older["gainAmount"] + newer["gainAmount"], 1)
+    merged["elapsedSeconds"] = round(older["elapsedSeconds"] + newer["elapsedSeconds"], 1)
+    return merged
+
+
+SPIRIT_COALESCE = Coalesce("spirit", merge_spirit)
+
+
+class SpiritState:
+    __slots__ = ("user_id", "base", "rate", "since", "shown", "shown_at", "dirty")
+
+    def __init__(self, user_id: int, spirit: float, rate: float, now: float) -> None:
+        self.user_id = user_id
+        self.base = spirit  # settled spirit at `since`
+        self.rate = rate
+        self.since = now
+        self.shown = spirit  # the newSpirit of the last push (unrounded)
+        self.shown_at = now
+        self.dirty = True  # the clock reset at login is not in the database yet
+
+    def value(self, now: float) -> float:
+        return self.base + self.rate * (now - self.since)
+
+    def rebase(self, now: float) -> float:
+        value = self.base + self.rate * (now - self.since)
+        self.base = value
+        self.since = now
+        self.dirty = False
+        return value
 
 
 class SpiritService:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, hub: Hub, players: Players, settle_interval_s: float = 5.0,
+                 batch_window_s: float = 0.02) -> None:
         self.db = db
+        self.hub = hub
+        self.players = players
+        self.settle_interval_s = settle_interval_s
+        self.batch_window_s = batch_window_s
+        self.ring: SlotRing[SpiritState] = SlotRing(SLOTS)
+        self._settler: asyncio.Task[None] | None = None
+        self._logout_rows: list[tuple[int, float, float]] = []
+        self._logout_done: asyncio.Future[None] | None = None
+        self.pushes = 0
+        self.settled_rows = 0
+
+    # -- queries -------------------------------------------------------------------------
+
+    def current(self, user_id: int, now: float | None = None) -> float | None:
+        """Live spirit of an online player; None when not online here."""
+        state = self.ring.get(user_id)
+        if state is None:
+            return None
+        return state.value(time.time() if now is None else now)
+
+    def rate(self, user_id: int) -> float | None:
+        state = self.ring.get(user_id)
+        return None if state is None else state.rate
+
+    def online_count(self) -> int:
+        return len(self.ring)
+
+    # -- the tick (hot path) -------------------------------------------------------------
+
+    def tick(self, now: float) -> None:
+        """Push `spirit:grow` to the players of the next slot."""
+        send = self.hub.send_to_user
+        coalesce = SPIRIT_COALESCE
+        ts = int(now)
+        sent = 0
+        for state in self.ring.advance().values():
+            # The original skipped players with under 1 s to credit; a slot comes round
+            # every second, so only the first visit after a login can be that early.
+            if now - state.shown_at < MIN_PUSH_GAP_S:
+                continue
+            new = state.base + state.rate * (now - state.since)
+            new_r = round(new, 1)
+            old_r = round(state.shown, 1)
+            if new_r <= old_r:
+                continue
+            uid = state.user_id
+            data = {"userId": uid, "oldSpirit": old_r, "newSpirit": new_r,
+                    "gainAmount": round(new_r - old_r, 1), "spiritRate": state.rate,
+                    "elapsedSeconds": round(now - state.shown_at, 1), "timestamp": ts}
+            state.shown = new
+            state.shown_at = now
+            send(uid, "spirit:grow", data, coalesce)
+            sent += 1
+        self.pushes += sent
+
+    # -- sessions ------------------------------------------------------------------------
 
     async def on_login(self, user_id: int, now: float) -> None:
-        # Only called for a new session: whatever time passed since the last settle
-        # was spent offline and does not count.
-        await self.db.reset_spirit_clock(user_id, now)
+        # A new session: whatever time passed since the last settle was spent offline
+        # and does not count. The clock restarts at `now`.
+        await self.db.restart_spirit_clock(user_id, now)
+
+    async def on_join(self, user_id: int, now: float) -> None:
+        """This node got a connection of the player: keep their spirit here and push it."""
+        if user_id in self.ring:
+            return
+        card = await self.players.load(user_id)
+        stored = await self.db.spirit_of(user_id)
+        if card is None or stored is None or user_id in self.ring:
+            return
+        spirit, settled_at = stored
+        value = spirit + card.spirit_rate * max(0.0, now - settled_at)
+        state = SpiritState(user_id, value, card.spirit_rate, now)
+        state.dirty = False
+        self.ring.add(user_id, state)
+
+    async def on_leave(self, user_id: int, now: float) -> None:
+        """This node's last connection of the player closed (their session may go on)."""
+        await self._settle_and_forget(user_id, now)
 
     async def on_logout(self, user_id: int, now: float) -> None:
-        await self.db.settle_spirit(user_id, now)
+        if await self._settle_and_forget(user_id, now):
+            return
+        # No state here (the player's connections were elsewhere, or gone): settle the
+        # stored row up to the logout.
+        card = self.players.get(user_id) or await self.players.load(user_id)
+        stored = await self.db.spirit_of(user_id)
+        if card is None or stored is None or stored[1] >= now:
+            return
+        spirit, settled_at = stored
+        value = spirit + card.spirit_rate * (now - settled_at)
+        card.spirit = value
+        self.players.changed(card)
+        await self._write_logout((user_id, value, now))
+
+    async def _settle_and_forget(self, user_id: int, now: float) -> bool:
+        state = self.ring.remove(user_id)
+        if state is None:
+            return False
+        # A batch settle may have moved the clock past `now` meanwhile: never go back.
+        at = max(now, state.since)
+        value = state.rebase(at)
+        card = self.players.get(user_id)
+        if card is not None:
+            card.spirit = value
+            self.players.changed(card)
+        await self._write_logout((user_id, value, at))
+        return True
+
+    # -- settling ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._settler = asyncio.get_running_loop().create_task(self._settle_forever())
+
+    async def stop(self) -> None:
+        """Stop the periodic settle and settle everyone online (shutdown; no logout)."""
+        if self._settler is not None:
+            self._settler.cancel()
+            try:
+                await self._settler
+            except asyncio.CancelledError:
+                pass
+            self._settler = None
+        if self._logout_done is not None:
+            await asyncio.shield(self._logout_done)
+        await self.settle_all()
+
+    async def _settle_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.settle_interval_s)
+            try:
+                await self.settle_all()
+            except Exception:
+                log.exception("spirit settle failed; will retry")
+
+    def collect(self, now: float) -> list[tuple[int, float, float]]:
+        """Rebase every changed online player at `now`; the rows to write."""
+        rows = []
+        for state in self.ring.values():
+            if state.rate == 0 and not state.dirty:
+                continue
+            rows.append((state.user_id, state.rebase(now), now))
+        return rows
+
+    async def settle_all(self) -> int:
+        now = time.time()
+        rows = self.collect(now)
+        if not rows:
+            return 0
+        try:
+            await self.db.settle_spirit_many(rows)
+        except Exception:
+            # The in-memory state is still right: mark them for the next settle.
+            for uid, _, _ in rows:
+                state = self.ring.get(uid)
+                if state is not None:
+                    state.dirty = True
+            raise
+        self.settled_rows += len(rows)
+        return len(rows)
+
+    async def _write_logout(self, row: tuple[int, float, float]) -> None:
+        """Settle on logout, batched with the other logouts of the same few milliseconds."""
+        self._logout_rows.append(row)
+        if self._logout_done is None:
+            loop = asyncio.get_running_loop()
+            self._logout_done = loop.create_future()
+            loop.call_later(self.batch_window_s, lambda: loop.create_task(self._flush_logouts()))
+        await asyncio.shield(self._logout_done)
+
+    async def _flush_logouts(self) -> None:
+        rows, self._logout_rows = self._logout_rows, []
+        done, self._logout_done = self._logout_done, None
+        try:
+            await self.db.settle_spirit_many(rows)
+            self.settled_rows += len(rows)
+        except Exception as exc:
+            log.exception("spirit settle on logout failed")
+            if done is not None and not done.done():
+                done.set_exception(exc)
+            return
+        if done is not None and not done.done():
+            done.set_result(None)
