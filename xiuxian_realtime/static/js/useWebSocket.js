@@ -53,6 +53,15 @@ const STATUS_NAMES = /** @type {const} */ ({
   offline: 'offline',
 });
 
+/**
+ * A history entry: the event's data, its stream position and when it arrived.
+ * @param {object} data
+ * @param {{seq?: number, bseq?: number}} [meta]
+ */
+function entry(data, meta) {
+  return { ...data, seq: meta?.seq ?? null, bseq: meta?.bseq ?? null, receivedAt: new Date() };
+}
+
 /** Empty leaderboards, one per category. */
 function emptyLeaderboards() {
   return {
@@ -100,10 +109,13 @@ export const useRealtimeStore = defineStore('xiuxian-realtime', () => {
   const currentExploration = ref(null);
   const explorationProgress = ref(0);
 
-  /** @param {import('./websocket').SpiritGrowData} data */
-  function handleSpiritGrowth(data) {
+  /**
+   * @param {import('./websocket').SpiritGrowData} data
+   * @param {import('./websocket').EventMeta} [meta]
+   */
+  function handleSpiritGrowth(data, meta) {
     spiritData.value = data;
-    pushBounded(spiritGrowthEvents.value, { ...data, receivedAt: new Date() }, SPIRIT_HISTORY_LIMIT);
+    pushBounded(spiritGrowthEvents.value, entry(data, meta), SPIRIT_HISTORY_LIMIT);
     if (typeof data.newSpirit === 'number') currentSpirit.value = data.newSpirit;
     if (typeof data.gainAmount === 'number') totalGainedSpirit.value += data.gainAmount;
   }
@@ -118,10 +130,13 @@ export const useRealtimeStore = defineStore('xiuxian-realtime', () => {
     currentSpirit.value = value;
   }
 
-  /** @param {import('./websocket').DungeonEventData} data */
-  function handleDungeonEvent(data) {
+  /**
+   * @param {import('./websocket').DungeonEventData} data
+   * @param {import('./websocket').EventMeta} [meta]
+   */
+  function handleDungeonEvent(data, meta) {
     dungeonData.value = data;
-    pushBounded(combatLog.value, { ...data, receivedAt: new Date() }, COMBAT_LOG_LIMIT);
+    pushBounded(combatLog.value, entry(data, meta), COMBAT_LOG_LIMIT);
     const hp = combatHp.value;
     switch (data.eventType) {
       case 'start':
@@ -182,10 +197,13 @@ export const useRealtimeStore = defineStore('xiuxian-realtime', () => {
     };
   }
 
-  /** @param {import('./websocket').ExplorationEventData} data */
-  function handleExplorationEvent(data) {
+  /**
+   * @param {import('./websocket').ExplorationEventData} data
+   * @param {import('./websocket').EventMeta} [meta]
+   */
+  function handleExplorationEvent(data, meta) {
     explorationData.value = data;
-    pushBounded(explorationLog.value, { ...data, receivedAt: new Date() }, EXPLORATION_LOG_LIMIT);
+    pushBounded(explorationLog.value, entry(data, meta), EXPLORATION_LOG_LIMIT);
     switch (data.eventType) {
       case 'start':
         currentExploration.value = data.exploreName;
