@@ -13,7 +13,7 @@ const STATIC_DIR = fileURLToPath(new URL('../../xiuxian_realtime/static/', impor
 const TYPES = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript', '.css': 'text/css', '.png': 'image/png' };
 
 /**
- * @param {{spiritEveryMs?: number, roundEveryMs?: number, rounds?: number, heartbeatTimeout?: number}} [opts]
+ * @param {{port?: number, spiritEveryMs?: number, roundEveryMs?: number, rounds?: number, heartbeatTimeout?: number}} [opts]
  */
 export async function startFakeServer(opts = {}) {
   const spiritEveryMs = opts.spiritEveryMs ?? 500;
@@ -186,7 +186,7 @@ export async function startFakeServer(opts = {}) {
     });
   });
 
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise((resolve) => server.listen(opts.port ?? 0, '127.0.0.1', resolve));
   const { port } = /** @type {import('node:net').AddressInfo} */ (server.address());
 
   return {
