@@ -100,7 +100,12 @@ export async function runDemoScenario({ page, baseUrl, restart, screenshotPath, 
   // 4. the server goes away and comes back; the page must catch up on everything
   const session = await page.evaluate(() => JSON.parse(sessionStorage.getItem('xiuxian.session')));
   const seqBefore = Number(await page.textContent(byId('debug-seq')));
+  const sawReconnecting = page.waitForFunction(
+    (sel) => /^reconnecting in \d+ s$/.test(document.querySelector(sel)?.textContent ?? ''),
+    byId('conn-badge'), { timeout: 60_000, polling: 50 },
+  );
   await restart(session);
+  await sawReconnecting;
   await page.waitForSelector(`${byId('conn-badge')}[data-state="open"]`, { timeout: 30_000 });
   log(`reconnected; recovered=${await page.textContent(byId('debug-recovered'))}`);
   assert.equal(await page.$(byId('notice')), null, 'no resync: the missed events were replayed, not lost');
@@ -121,6 +126,12 @@ export async function runDemoScenario({ page, baseUrl, restart, screenshotPath, 
     [byId('debug-seq'), snap.position.seq], { timeout: 10_000 },
   );
   log(`dungeon 2 complete after the restart (${all.length - secondStart} events); page at seq ${await page.textContent(byId('debug-seq'))}`);
+
+  // 6. a reload keeps the session (sessionStorage) and reconnects without logging in
+  await page.reload();
+  await page.waitForSelector(`${byId('conn-badge')}[data-state="open"]`, { timeout: 15_000 });
+  assert.equal(await page.textContent(byId('username')), username);
+  log('reload: still logged in and connected');
 
   mkdirSync(dirname(screenshotPath), { recursive: true });
   await page.screenshot({ path: screenshotPath, fullPage: true });

@@ -158,7 +158,7 @@ export class WebSocketManager {
     this._connectTimer = null;
     this._reconnectTimer = null;
 
-    /** @private @type {{resolve: () => void, reject: (e: Error) => void} | null} */
+    /** @private @type {{promise: Promise<void>, resolve: () => void, reject: (e: Error) => void} | null} */
     this._pendingConnect = null;
     /** @private */ this._envAttached = false;
 
@@ -904,9 +904,9 @@ export function subscribeExplorationEvent(callback, manager = wsManager) {
  */
 export function subscribeConnectionEvent(callback, manager = wsManager) {
   const offs = [
-    manager.on('connection:open', (data) => callback({ status: 'open', data })),
-    manager.on('connection:close', (data) => callback({ status: 'close', data })),
-    manager.on('connection:error', (detail) => callback({ status: 'error', error: detail?.error ?? detail })),
+    manager.on('connection:open', (/** @type {unknown} */ data) => callback({ status: 'open', data })),
+    manager.on('connection:close', (/** @type {unknown} */ data) => callback({ status: 'close', data })),
+    manager.on('connection:error', (/** @type {any} */ detail) => callback({ status: 'error', error: detail?.error ?? detail })),
   ];
   return () => offs.forEach((off) => off());
 }
