@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from . import metrics
+from . import gcpolicy, metrics
 from .api import auth as auth_api
 from .api import dungeon as dungeon_api
 from .api import errors, online, player, publish, status
@@ -94,6 +94,7 @@ class Runtime:
             queue_max_messages=settings.ws_queue_max_messages,
             queue_max_bytes=settings.ws_queue_max_bytes)
         self.metrics = metrics.make_registry(self.hub)
+        self.gc = gcpolicy.FreezeOnGrowth(self.hub.connection_count)
 
     @property
     def history_file(self) -> Path:
@@ -107,6 +108,7 @@ class Runtime:
             log.info("history restored", extra={"streams": self.history.stream_count})
         await self.broker.start()
         self.hub.start()
+        self.gc.start()
         self.spirit.start()
         self.ticker.start()
 
@@ -116,6 +118,7 @@ class Runtime:
         Players are not logged out because the server stops: they reconnect (here or
         on another node) and their session carries on.
         """
+        await self.gc.stop()
         await self.gateway.shutdown()
         await self.sessions.close()
         await self.ticker.stop()

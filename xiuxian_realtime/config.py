@@ -63,7 +63,7 @@ class Settings(BaseSettings):
     game_seed: int | None = None  # fixes dungeon and exploration outcomes (tests)
     dungeon_event_interval_ms: int = 500  # spacing of dungeon events; never below 100
     exploration_time_scale: float = 1.0  # multiplies every location's duration
-    leaderboard_check_interval_s: float = 5.0  # how often an online player is re-ranked
+    leaderboard_check_interval_s: float = 10.0  # how often an online player is re-ranked
     leaderboard_notify_interval_s: float = 30.0  # rank_up/rank_down per player and category
     leaderboard_update_interval_s: float = 30.0  # top-10 `update` broadcasts; 0 disables
 

@@ -2,25 +2,11 @@
 
 from __future__ import annotations
 
-import gc
-
 import uvicorn
 
-from . import logs
+from . import gcpolicy, logs
 from .app import create_app
 from .config import Settings
-
-
-def tune_gc() -> None:
-    """Keep full collections from stalling the loop with tens of thousands of sockets.
-
-    Start-up objects (modules, the app) are frozen out of the collector, and the
-    thresholds are raised so collections happen rarely; the hot path allocates no
-    reference cycles, so reference counting frees almost everything by itself.
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 50, 100)
 
 
 def build_server(settings: Settings) -> uvicorn.Server:
@@ -46,5 +32,5 @@ def build_server(settings: Settings) -> uvicorn.Server:
 def serve(settings: Settings) -> None:
     logs.setup(settings.log_level)
     server = build_server(settings)
-    tune_gc()
+    gcpolicy.configure()
     server.run()

@@ -30,7 +30,7 @@ async def register(body: Credentials, rt=Depends(runtime)) -> JSONResponse:
         raise HTTPException(400, "username already exists") from None
     # The leaderboards rank every player, new ones too.
     rt.players.upsert(PlayerRow(user.id, user.username, user.level, user.realm, user.power,
-                                user.spirit, user.spirit_rate, user.avatar_url))
+                                user.spirit, user.spirit_rate, user.avatar_url, user.last_spirit_gain_time))
     token = rt.tokens.issue(user.id, user.username)
     return JSONResponse({"id": user.id, "username": user.username, "token": token}, status_code=201)
 

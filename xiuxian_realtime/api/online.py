@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Request
 from pydantic import BaseModel, Field
 
 from ..auth import TokenError
-from .deps import runtime
+from .deps import runtime, runtime_of
 
 router = APIRouter(prefix="/api/online")
 
@@ -29,7 +29,7 @@ def _player_id(body: PlayerBody, request: Request, authorization: str | None) ->
     player_id = int(raw)
     if authorization and authorization.lower().startswith("bearer "):
         try:
-            token_user = runtime(request).tokens.verify(authorization[7:].strip())
+            token_user = runtime_of(request).tokens.verify(authorization[7:].strip())
         except TokenError:
             raise HTTPException(401, "invalid token") from None
         if token_user != player_id:

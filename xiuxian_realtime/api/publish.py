@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from ..broker import BrokerUnavailable
 from ..protocol import PROTOCOL_TYPES, valid_event_type
-from .deps import api_key, runtime
+from .deps import api_key, runtime_of
 
 router = APIRouter(prefix="/api", dependencies=[Depends(api_key)])
 
@@ -31,7 +31,7 @@ class BroadcastBody(BaseModel):
 
 
 async def _read(request: Request, model: type[BaseModel]) -> Any:
-    limit = runtime(request).settings.publish_max_bytes
+    limit = runtime_of(request).settings.publish_max_bytes
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > limit:
         raise HTTPException(413, f"body larger than {limit} bytes")
@@ -50,7 +50,7 @@ async def _read(request: Request, model: type[BaseModel]) -> Any:
 @router.post("/publish")
 async def publish(request: Request) -> dict[str, object]:
     body = await _read(request, PublishBody)
-    rt = runtime(request)
+    rt = runtime_of(request)
     try:
         seq = await rt.hub.send_to_user_confirmed(body.userId, body.type, body.data)
     except BrokerUnavailable as exc:
@@ -62,7 +62,7 @@ async def publish(request: Request) -> dict[str, object]:
 @router.post("/broadcast")
 async def broadcast(request: Request) -> dict[str, object]:
     body = await _read(request, BroadcastBody)
-    rt = runtime(request)
+    rt = runtime_of(request)
     try:
         bseq = await rt.hub.broadcast_confirmed(body.type, body.data)
     except BrokerUnavailable as exc:

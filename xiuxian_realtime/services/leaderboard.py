@@ -49,6 +49,8 @@ ID_MASK = (1 << ID_BITS) - 1
 class RankIndex(Protocol):
     """A ranking of players by score, highest first; ties go to the lower user id."""
 
+    version: int  # changes whenever any score in the index changes
+
     def load(self, scores: dict[int, float]) -> None:
         """Replace everything with these scores (start-up)."""
 
@@ -70,6 +72,8 @@ class MemoryRankIndex:
     def __init__(self) -> None:
         self._keys: dict[int, int] = {}
         self._sorted: SortedList = SortedList()
+        # Bumped on every change: a rank in this index cannot have moved while it stands.
+        self.version = 0
 
     @staticmethod
     def key(user_id: int, score: float) -> int:
@@ -79,6 +83,7 @@ class MemoryRankIndex:
         key = self.key
         self._keys = {uid: key(uid, score) for uid, score in scores.items()}
         self._sorted = SortedList(self._keys.values())
+        self.version += 1
 
     def set(self, user_id: int, score: float) -> bool:
         new = (-int(round(score * SCALE)) << ID_BITS) + user_id
@@ -89,12 +94,14 @@ class MemoryRankIndex:
             self._sorted.remove(old)
         self._sorted.add(new)
         self._keys[user_id] = new
+        self.version += 1
         return True
 
     def remove(self, user_id: int) -> None:
         old = self._keys.pop(user_id, None)
         if old is not None:
             self._sorted.remove(old)
+            self.version += 1
 
     def rank(self, user_id: int) -> int | None:
         key = self._keys.get(user_id)
@@ -118,12 +125,13 @@ def score_of(card: PlayerCard, category: str) -> float:
 class OnlineRanks:
     """The ranks an online player was last told, and when, per category."""
 
-    __slots__ = ("user_id", "ranks", "told_at")
+    __slots__ = ("user_id", "ranks", "told_at", "seen")
 
     def __init__(self, user_id: int, ranks: list[int | None], now: float = 0.0) -> None:
         self.user_id = user_id
         self.ranks = ranks
         self.told_at = [now, now, now]
+        self.seen = [-1, -1, -1]  # index versions at which `ranks` were last confirmed
 
 
 def _newest(_older: dict[str, Any], newer: dict[str, Any]) -> dict[str, Any]:
@@ -257,18 +265,25 @@ class Leaderboard:
                     spirit_index.set(uid, value)
             ranks = entry.ranks
             told_at = entry.told_at
+            seen = entry.seen
             for i, index in enumerate(indexes):
+                version = index.version
+                if seen[i] == version:
+                    continue  # nothing in this category moved since we last looked
                 rank = index.rank(uid)
                 old = ranks[i]
                 if rank == old or rank is None:
+                    seen[i] = version
                     continue
                 if old is None:
                     ranks[i] = rank
+                    seen[i] = version
                     continue
                 if told_at[i] > quiet_until:
                     continue  # told recently: the change waits (compared with what they were told)
                 ranks[i] = rank
                 told_at[i] = now
+                seen[i] = version
                 category = CATEGORIES[i]
                 kind = "rank_up" if rank < old else "rank_down"
                 send(uid, "leaderboard:update", self.message(kind, category, uid, max_age_s=1.0),

@@ -22,7 +22,8 @@ log = logging.getLogger("xiuxian.players")
 
 
 class PlayerCard:
-    __slots__ = ("id", "username", "level", "realm", "power", "spirit", "spirit_rate", "avatar_url")
+    __slots__ = ("id", "username", "level", "realm", "power", "spirit", "spirit_rate", "avatar_url",
+                 "settled_at")
 
     def __init__(self, row: PlayerRow) -> None:
         self.id = row.id
@@ -33,6 +34,7 @@ class PlayerCard:
         self.spirit = row.spirit
         self.spirit_rate = row.spirit_rate
         self.avatar_url = sys.intern(row.avatar_url or "")
+        self.settled_at = row.settled_at
 
     def update(self, row: PlayerRow) -> None:
         self.username = row.username
@@ -42,6 +44,7 @@ class PlayerCard:
         self.spirit = row.spirit
         self.spirit_rate = row.spirit_rate
         self.avatar_url = sys.intern(row.avatar_url or "")
+        self.settled_at = row.settled_at
 
 
 class Players:

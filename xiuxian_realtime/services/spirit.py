@@ -94,6 +94,8 @@ class SpiritService:
         self.ring: SlotRing[SpiritState] = SlotRing(SLOTS)
         self._settler: asyncio.Task[None] | None = None
         self._logout_rows: list[tuple[int, float, float]] = []
+        self._clock_resets: list[tuple[int, float]] = []
+        self._clock_done: asyncio.Future[None] | None = None
         self._logout_done: asyncio.Future[None] | None = None
         self.pushes = 0
         self.settled_rows = 0
@@ -146,19 +148,36 @@ class SpiritService:
 
     async def on_login(self, user_id: int, now: float) -> None:
         # A new session: whatever time passed since the last settle was spent offline
-        # and does not count. The clock restarts at `now`.
-        await self.db.restart_spirit_clock(user_id, now)
+        # and does not count. The stored clock restarts at `now` (batched with the other
+        # logins of the same few milliseconds: a reconnect storm is one statement).
+        self._clock_resets.append((user_id, now))
+        if self._clock_done is None:
+            loop = asyncio.get_running_loop()
+            self._clock_done = loop.create_future()
+            loop.call_later(self.batch_window_s, lambda: loop.create_task(self._flush_clock_resets()))
+        await asyncio.shield(self._clock_done)
+
+    async def _flush_clock_resets(self) -> None:
+        rows, self._clock_resets = self._clock_resets, []
+        done, self._clock_done = self._clock_done, None
+        try:
+            await self.db.restart_spirit_clocks(rows)
+        except Exception as exc:
+            log.exception("restarting spirit clocks failed")
+            if done is not None and not done.done():
+                done.set_exception(exc)
+            return
+        if done is not None and not done.done():
+            done.set_result(None)
 
     async def on_join(self, user_id: int, now: float) -> None:
         """This node got a connection of the player: keep their spirit here and push it."""
         if user_id in self.ring:
             return
-        card = await self.players.load(user_id)
-        stored = await self.db.spirit_of(user_id)
-        if card is None or stored is None or user_id in self.ring:
+        card = await self.players.load(user_id)  # fresh from the database, batched
+        if card is None or user_id in self.ring:
             return
-        spirit, settled_at = stored
-        value = spirit + card.spirit_rate * max(0.0, now - settled_at)
+        value = card.spirit + card.spirit_rate * max(0.0, now - card.settled_at)
         state = SpiritState(user_id, value, card.spirit_rate, now)
         state.dirty = False
         self.ring.add(user_id, state)
@@ -172,12 +191,10 @@ class SpiritService:
             return
         # No state here (the player's connections were elsewhere, or gone): settle the
         # stored row up to the logout.
-        card = self.players.get(user_id) or await self.players.load(user_id)
-        stored = await self.db.spirit_of(user_id)
-        if card is None or stored is None or stored[1] >= now:
+        card = await self.players.load(user_id)
+        if card is None or card.settled_at >= now:
             return
-        spirit, settled_at = stored
-        value = spirit + card.spirit_rate * (now - settled_at)
+        value = card.spirit + card.spirit_rate * (now - card.settled_at)
         card.spirit = value
         self.players.changed(card)
         await self._write_logout((user_id, value, now))

@@ -46,10 +46,11 @@ class PlayerRow(NamedTuple):
     spirit: float
     spirit_rate: float
     avatar_url: str
+    settled_at: float = 0.0  # last_spirit_gain_time: `spirit` is settled up to this time
 
 
 PLAYER_COLUMNS = (USERS.c.id, USERS.c.username, USERS.c.level, USERS.c.realm, USERS.c.power,
-                  USERS.c.spirit, USERS.c.spirit_rate, USERS.c.avatar_url)
+                  USERS.c.spirit, USERS.c.spirit_rate, USERS.c.avatar_url, USERS.c.last_spirit_gain_time)
 
 
 def make_engine(url: str) -> AsyncEngine:
@@ -156,11 +157,15 @@ class Database:
                 changed += max(result.rowcount, 0)
         return changed
 
-    async def restart_spirit_clock(self, user_id: int, now: float) -> None:
-        """A new session: growth counts from now (the time offline never counts)."""
+    async def restart_spirit_clocks(self, rows: Sequence[tuple[int, float]]) -> None:
+        """New sessions (user_id, now): growth counts from now; time offline never counts."""
+        if not rows:
+            return
+        stmt = (update(USERS)
+                .where(USERS.c.id == bindparam("b_id"), USERS.c.last_spirit_gain_time < bindparam("b_t"))
+                .values(last_spirit_gain_time=bindparam("b_t")))
         async with self.engine.begin() as conn:
-            await conn.execute(update(USERS).where(USERS.c.id == user_id, USERS.c.last_spirit_gain_time < now)
-                               .values(last_spirit_gain_time=now))
+            await conn.execute(stmt, [{"b_id": uid, "b_t": t} for uid, t in rows])
 
     async def spirit_of(self, user_id: int) -> tuple[float, float] | None:
         """(spirit, last_spirit_gain_time) as stored."""
