@@ -1,7 +1,8 @@
 // xiuxian_realtime/static/js/demo.js
 //
 // The demo page: log in or register, then watch the live streams of
-// xiuxian-realtime (spirit, dungeon, exploration, leaderboards) over one v2
+// xiuxian-realtime (spirit, dungeon, exploration, leaderboards, and any other
+// type published to the player) over one v2
 // WebSocket, with a connection badge and a debug panel of the stream position.
 // Vue 3 without a build step: templates are strings compiled in the browser.
 
