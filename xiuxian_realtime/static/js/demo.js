@@ -2,8 +2,8 @@
 //
 // The demo page: log in or register, then watch the live streams of
 // xiuxian-realtime (spirit, dungeon, exploration, leaderboards, and any other
-// type published to the player) over one v2
-// WebSocket, with a connection badge and a debug panel of the stream position.
+// type published to the player) over one v2 WebSocket, with a connection badge
+// and a debug panel of the stream position.
 // Vue 3 without a build step: templates are strings compiled in the browser.
 
 import { createApp, ref, computed, onMounted, onUnmounted } from 'vue';
