@@ -34,11 +34,15 @@ export function findPython() {
   return { python: null, skip: `no ${own} (run scripts/setup.sh) and no XIUXIAN_PYTHON` };
 }
 
-/** Throws unless `python` can import this checkout's package (and its dependencies). */
+/** Throws unless `python`, run from the repository root, imports this checkout's package (and its dependencies). */
 export function checkPython(python) {
-  const r = spawnSync(python, ['-c', 'import xiuxian_realtime.app'], { cwd: REPO, encoding: 'utf8' });
+  const r = spawnSync(python, ['-c', 'import xiuxian_realtime.app as a; print(a.__file__)'], { cwd: REPO, encoding: 'utf8' });
   if (r.status !== 0) {
     throw new Error(`${python} cannot import xiuxian_realtime from ${REPO}:\n${r.stderr || r.error}`);
+  }
+  const file = r.stdout.trim();
+  if (!file.startsWith(join(REPO, 'xiuxian_realtime'))) {
+    throw new Error(`${python} imports xiuxian_realtime from ${file}, not from this checkout (${REPO})`);
   }
 }
 
