@@ -71,6 +71,8 @@ export async function pythonServer({ python, logFile, env: extraEnv = {} }) {
   const apiKey = 'test-api-key-not-for-production';
   const env = {
     ...process.env,
+    // SQLite in the temporary data dir, in-process broker, default origins, whatever the shell has
+    DATABASE_URL: '', REDIS_URL: '', ALLOWED_ORIGINS: '',
     JWT_SECRET: 'test-jwt-secret-not-for-production',
     API_KEY: apiKey,
     DUNGEON_EVENT_INTERVAL_MS: '100',
