@@ -3,7 +3,7 @@
 // exists. Skipped when no Chromium is installed.
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { findChromium, launchChromium, runDemoScenario, startDungeonViaApi } from './demo-scenario.mjs';
+import { findChromium, launchChromium, runDemoScenario, eventsWhileAway } from './demo-scenario.mjs';
 import { startFakeServer } from './fake-server.mjs';
 
 const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/', import.meta.url));
@@ -24,9 +24,9 @@ test('demo page against the fake server: login, spirit, dungeon, resume after a 
       log: (m) => t.diagnostic(m),
       restart: async (session) => {
         server.pause(); // all sockets closed with 1001; upgrades refused
-        await startDungeonViaApi(server.url, session.token); // happens while the page is away
-        await new Promise((r) => setTimeout(r, 2000));
+        const away = await eventsWhileAway(server.url, 'fake-api-key', session);
         server.resume();
+        return away;
       },
     });
   } finally {

@@ -58,11 +58,20 @@ export function assertCompleteRun(run) {
 }
 
 /**
+ * What the server side did while the page was away (returned by `restart`).
+ * @typedef {object} AwayReport
+ * @property {Array<{seq: number, text: string}>} notes  `demo:note` events published through the API, in order
+ * @property {boolean} dungeon  whether a dungeon run was started (and finished) meanwhile
+ */
+
+/**
  * @param {object} ctx
  * @param {import('playwright-core').Page} ctx.page
  * @param {string} ctx.baseUrl  e.g. http://127.0.0.1:3123
- * @param {(session: {id: number, token: string}) => Promise<void>} ctx.restart
- *   stops and restarts the server (or drops its connections); may make events happen meanwhile
+ * @param {(session: {id: number, token: string}) => Promise<AwayReport>} ctx.restart
+ *   stops and restarts the server (or drops its connections) and makes events
+ *   happen for the user meanwhile. The browser is offline during the call: the
+ *   page cannot reconnect before it returns, so everything it reports was missed
  * @param {string} ctx.screenshotPath
  * @param {(msg: string) => void} [ctx.log]
  */
@@ -78,7 +87,8 @@ export async function runDemoScenario({ page, baseUrl, restart, screenshotPath, 
   await page.click(byId('register-submit'));
   await page.waitForSelector(`${byId('conn-badge')}[data-state="open"]`, { timeout: 15_000 });
   await page.waitForFunction((sel) => /^\d+$/.test(document.querySelector(sel)?.textContent ?? ''), byId('debug-seq'), { timeout: 10_000 });
-  log(`registered ${username}, connected (v2)`);
+  assert.equal(await page.textContent(byId('debug-protocol')), 'v2');
+  log(`registered ${username}, connected (v2, epoch ${await page.textContent(byId('debug-epoch'))})`);
 
   // 2. spirit grows
   const before = await spiritValue(page);
@@ -88,58 +98,86 @@ export async function runDemoScenario({ page, baseUrl, restart, screenshotPath, 
   );
   log(`spirit grew from ${before} to ${await spiritValue(page)}`);
 
-  // 3. a dungeon to its end
+  // 3. a dungeon to its end, and an exploration meanwhile
   await page.click(byId('dungeon-start'));
+  await page.waitForSelector(`${byId('explore-location')} option`, { state: 'attached', timeout: 10_000 });
+  await page.click(byId('explore-start'));
   await page.waitForFunction(
     (sel) => /victory|defeat/.test(document.querySelector(sel)?.textContent ?? ''), byId('dungeon-state'), { timeout: 60_000 },
   );
   const first = await dungeonEntries(page);
   assertCompleteRun(first);
   log(`dungeon 1: ${first.length} events, ${await page.textContent(byId('dungeon-state'))}`);
+  await page.waitForSelector(`${byId('explore-last')}[data-event="complete"], ${byId('explore-last')}[data-event="failure"]`, { timeout: 30_000 });
+  log(`exploration: ${await page.getAttribute(byId('explore-last'), 'data-event')} (${await page.textContent(byId('explore-last'))})`);
 
-  // 4. the server goes away and comes back; the page must catch up on everything
+  // 4. the server goes away and comes back while the browser is offline (so
+  //    the page cannot reconnect before the events below have happened)
   const session = await page.evaluate(() => JSON.parse(sessionStorage.getItem('xiuxian.session')));
-  const seqBefore = Number(await page.textContent(byId('debug-seq')));
+  const epochBefore = await page.textContent(byId('debug-epoch'));
+  const spiritBefore = await spiritValue(page);
   const sawReconnecting = page.waitForFunction(
     (sel) => /^reconnecting in \d+ s$/.test(document.querySelector(sel)?.textContent ?? ''),
     byId('conn-badge'), { timeout: 60_000, polling: 50 },
   );
-  await restart(session);
+  sawReconnecting.catch(() => {}); // awaited below; not an unhandled rejection if `restart` throws first
+  await page.context().setOffline(true); // the open socket stays; new ones fail
+  const away = await restart(session);
   await sawReconnecting;
+  const seqAway = Number(await page.textContent(byId('debug-seq')));
+  assert.ok(away.notes.every((n) => n.seq > seqAway), `the page has not seen the notes (at seq ${seqAway})`);
+  const snapAway = await (await fetch(`${baseUrl}/api/player/snapshot`, { headers: { Authorization: `Bearer ${session.token}` } })).json();
+  log(`away: page at seq ${seqAway}, server at seq ${snapAway.position.seq}; notes at ${away.notes.map((n) => n.seq)}`);
+  await page.context().setOffline(false); // the 'online' event: the page reconnects at once
   await page.waitForSelector(`${byId('conn-badge')}[data-state="open"]`, { timeout: 30_000 });
-  log(`reconnected; recovered=${await page.textContent(byId('debug-recovered'))}`);
-  assert.equal(await page.$(byId('notice')), null, 'no resync: the missed events were replayed, not lost');
-
-  // 5. the run that happened while we were away shows completely, once
-  await page.waitForFunction(
-    (sel) => [...document.querySelectorAll(`${sel} li`)].filter((li) => li.dataset.event === 'start').length >= 2
-      && /victory|defeat/.test(document.querySelector('[data-testid="dungeon-state"]').textContent),
-    byId('dungeon-log'), { timeout: 60_000 },
-  );
-  const all = await dungeonEntries(page);
-  const secondStart = all.findIndex((e, i) => i > 0 && e.event === 'start');
-  assertCompleteRun(all.slice(secondStart));
-  assert.ok(Number(await page.textContent(byId('debug-seq'))) > seqBefore);
-  const snap = await (await fetch(`${baseUrl}/api/player/snapshot`, { headers: { Authorization: `Bearer ${session.token}` } })).json();
   await page.waitForFunction(
     ([sel, seq]) => Number(document.querySelector(sel).textContent) >= seq,
-    [byId('debug-seq'), snap.position.seq], { timeout: 10_000 },
+    [byId('debug-seq'), snapAway.position.seq], { timeout: 10_000 },
   );
-  log(`dungeon 2 complete after the restart (${all.length - secondStart} events); page at seq ${await page.textContent(byId('debug-seq'))}`);
+  assert.equal(await page.textContent(byId('debug-recovered')), 'true', 'the welcome says recovered');
+  assert.equal(await page.textContent(byId('debug-epoch')), epochBefore, 'same epoch after the restart');
+  assert.equal(await page.$(byId('notice')), null, 'no resync: the missed events were replayed, not lost');
+  log(`reconnected: recovered, page at seq ${await page.textContent(byId('debug-seq'))}`);
+
+  // 5. everything that happened while away shows, once, in order
+  const notes = await page.$$eval(`${byId('message-entry')}[data-type="demo:note"]`,
+    (lis) => lis.map((li) => ({ seq: Number(li.dataset.seq), text: li.textContent })).reverse());
+  assert.deepEqual(notes.map((n) => n.seq), away.notes.map((n) => n.seq), 'every published note, once, in order');
+  away.notes.forEach((n, i) => assert.ok(notes[i].text.includes(n.text), `note ${n.seq} shows its text`));
+  if (away.dungeon) {
+    const all = await dungeonEntries(page);
+    const secondStart = all.findIndex((e, i) => i > 0 && e.event === 'start');
+    assert.ok(secondStart > 0, 'a second run in the log');
+    const run = all.slice(secondStart);
+    assertCompleteRun(run);
+    // nothing else happened for this user while away: the replayed seqs are consecutive
+    const replayed = [...run.map((e) => e.seq), ...away.notes.map((n) => n.seq)].sort((a, b) => a - b);
+    assert.deepEqual(replayed, replayed.map((_, i) => replayed[0] + i), `replayed seqs without gap: ${replayed}`);
+    log(`dungeon 2 (run while away): ${run.length} events, seqs ${run[0].seq}..${run.at(-1).seq}`);
+  }
+
+  // spirit goes on from where it was (settled at shutdown), not from 0
+  await page.waitForFunction(
+    ([sel, v]) => Number(document.querySelector(sel).textContent.replace(/[^\d.]/g, '')) > v,
+    [byId('spirit-value'), spiritBefore], { timeout: 15_000 },
+  );
+  log(`spirit after the restart: ${await spiritValue(page)} (before: ${spiritBefore})`);
+
+  // the screenshot: every panel populated
+  await page.waitForSelector(`${byId('leaderboard-table')} tbody tr td:nth-child(2)`, { timeout: 10_000 });
+  mkdirSync(dirname(screenshotPath), { recursive: true });
+  await page.screenshot({ path: screenshotPath, fullPage: true });
 
   // 6. a reload keeps the session (sessionStorage) and reconnects without logging in
   await page.reload();
   await page.waitForSelector(`${byId('conn-badge')}[data-state="open"]`, { timeout: 15_000 });
   assert.equal(await page.textContent(byId('username')), username);
   log('reload: still logged in and connected');
-
-  mkdirSync(dirname(screenshotPath), { recursive: true });
-  await page.screenshot({ path: screenshotPath, fullPage: true });
   assert.deepEqual(errors, [], 'no uncaught page errors');
 }
 
 /**
- * Starts a dungeon over REST, as another tab would, while the page is away.
+ * Starts a dungeon over REST (`{}`: the default dungeon), as another tab would.
  * @param {string} baseUrl
  * @param {string} token
  */
@@ -148,4 +186,42 @@ export async function startDungeonViaApi(baseUrl, token) {
     method: 'POST', headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` }, body: '{}',
   });
   assert.ok(res.ok, `POST /api/dungeon/start: ${res.status} ${await res.text()}`);
+}
+
+/**
+ * Publishes a `demo:note` to the user through `POST /api/publish`.
+ * @returns {Promise<{seq: number, text: string}>}
+ */
+export async function publishNote(baseUrl, apiKey, userId, text) {
+  const res = await fetch(`${baseUrl}/api/publish`, {
+    method: 'POST', headers: { 'Content-Type': 'application/json', 'X-API-Key': apiKey },
+    body: JSON.stringify({ userId, type: 'demo:note', data: { text } }),
+  });
+  const body = await res.text();
+  assert.ok(res.ok, `POST /api/publish: ${res.status} ${body}`);
+  return { seq: JSON.parse(body).seq, text };
+}
+
+/** Polls the snapshot until no dungeon runs for the user. */
+export async function waitDungeonDone(baseUrl, token, ms = 30_000) {
+  const end = Date.now() + ms;
+  for (;;) {
+    const snap = await (await fetch(`${baseUrl}/api/player/snapshot`, { headers: { Authorization: `Bearer ${token}` } })).json();
+    if (!snap.dungeon) return;
+    if (Date.now() > end) throw new Error('the dungeon did not end in time');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/**
+ * The events made while the page is away, the same against both servers: a
+ * note, a whole dungeon run (started over REST with `{}`), another note.
+ * @returns {Promise<AwayReport>}
+ */
+export async function eventsWhileAway(baseUrl, apiKey, session) {
+  const notes = [await publishNote(baseUrl, apiKey, session.id, '师尊传音：速回山门')];
+  await startDungeonViaApi(baseUrl, session.token);
+  await waitDungeonDone(baseUrl, session.token);
+  notes.push(await publishNote(baseUrl, apiKey, session.id, '秘境已平，赏灵石三枚'));
+  return { notes, dungeon: true };
 }

@@ -1,4 +1,4 @@
-// A small stand-in for the Python server, enough to exercise the client over
+// A small stand-in for the Python server (same response shapes), enough to exercise the client over
 // real sockets: the static files at / and /static/, the REST endpoints the
 // demo uses, and /ws speaking legacy and v2 (welcome, pong, seq/bseq, resume
 // from an unbounded history, resync on an unknown epoch). Tokens are opaque
@@ -65,8 +65,12 @@ export async function startFakeServer(opts = {}) {
     }
   }, spiritEveryMs);
 
+  /** users with a dungeon running */
+  const inDungeon = new Set();
+
   function runDungeon(u) {
     const dungeon = '幽冥洞';
+    inDungeon.add(u.id);
     let hp = 100;
     let foe = 10 * rounds;
     publish(u.id, 'dungeon:event', { eventType: 'start', dungeon, message: `进入${dungeon}`, roundNum: 0, playerHp: hp, enemyHp: foe, damageDealt: 0, damageTaken: 0, loot: null });
@@ -76,7 +80,8 @@ export async function startFakeServer(opts = {}) {
         foe -= 10;
         publish(u.id, 'dungeon:event', { eventType: 'combat_round', dungeon, message: `第${r}回合`, roundNum: r, playerHp: hp, enemyHp: foe, damageDealt: 10, damageTaken: 3, loot: null });
         if (r === rounds) {
-          publish(u.id, 'dungeon:event', { eventType: 'victory', dungeon, message: '胜利', roundNum: r, playerHp: hp, enemyHp: 0, damageDealt: 0, damageTaken: 0, loot: ['灵石 x3'] });
+          publish(u.id, 'dungeon:event', { eventType: 'victory', dungeon, message: '胜利', roundNum: r, playerHp: hp, enemyHp: 0, damageDealt: 0, damageTaken: 0, loot: [{ name: '灵石', quantity: 3 }] });
+          inDungeon.delete(u.id);
         }
       }, r * roundEveryMs);
     }
@@ -88,7 +93,7 @@ export async function startFakeServer(opts = {}) {
       later(() => {
         publish(u.id, 'exploration:event', { eventType: 'progress', exploreName: loc.name, message: '', progress: i * 25, durationSecs: loc.durationSecs, elapsedSecs: i });
         if (i === 2) publish(u.id, 'exploration:event', { eventType: 'discovery', exploreName: loc.name, message: '发现灵草', discovery: '灵草' });
-        if (i === 4) publish(u.id, 'exploration:event', { eventType: 'complete', exploreName: loc.name, message: '探索完成', progress: 100, reward: { spirit: 5 } });
+        if (i === 4) publish(u.id, 'exploration:event', { eventType: 'complete', exploreName: loc.name, message: '探索完成', progress: 100, reward: { items: [{ name: '灵草', quantity: 2 }] } });
       }, i * 150);
     }
   }
@@ -132,21 +137,43 @@ export async function startFakeServer(opts = {}) {
       if (!existing || existing.password !== password) return json(res, 400, { error: 'wrong username or password' });
       return json(res, 200, { id: existing.id, username, token: existing.token });
     }
+    if (p === '/api/publish' && req.method === 'POST') { // the API key is not checked here
+      const { userId, type, data } = await readBody(req);
+      if (!users.has(userId)) return json(res, 200, { seq: 0 });
+      publish(userId, type, data ?? {});
+      return json(res, 200, { seq: users.get(userId).seq });
+    }
     if (p.startsWith('/api/')) {
       const u = byToken(req);
       if (!u && p !== '/api/exploration/locations') return json(res, 401, { error: 'unauthorized' });
-      if (p === '/api/player/snapshot') return json(res, 200, { id: u.id, username: u.username, spirit: u.spirit, position: { epoch, seq: u.seq, bseq: 0 } });
+      if (p === '/api/player/snapshot') {
+        return json(res, 200, {
+          id: u.id, username: u.username, level: 1, realm: '练气期一层', spirit: u.spirit, spiritRate: 3, power: 10,
+          avatarUrl: '', online: true, dungeon: inDungeon.has(u.id) ? { dungeon: 'ghost_cave', name: '幽冥洞', status: 'combat' } : null,
+          exploration: null, ranks: { spirit: { rank: 1, value: u.spirit, percent: 100 } }, serverTime: Date.now(),
+          position: { epoch, seq: u.seq, bseq: 0 },
+        });
+      }
       if (p === '/api/player/leaderboard') {
         const top10 = [...users.values()].sort((a, b) => b.spirit - a.spirit).slice(0, 10)
           .map((x, i) => ({ rank: i + 1, userId: x.id, username: x.username, spirit: x.spirit, power: 10, level: 1, avatarUrl: '' }));
-        return json(res, 200, { top10, userRank: { rank: 1, value: u.spirit, percent: 100 } });
+        return json(res, 200, { category: url.searchParams.get('category') ?? 'spirit', top10, userRank: { rank: 1, value: u.spirit, percent: 100 }, total: users.size, updateTime: Math.floor(Date.now() / 1000) });
       }
-      if (p === '/api/exploration/locations') return json(res, 200, [{ id: 'qingyun', name: '青云山', durationSecs: 4 }, { id: 'wanshou', name: '万兽林', durationSecs: 8 }]);
-      if (p === '/api/dungeon/start' && req.method === 'POST') { runDungeon(u); return json(res, 200, { ok: true }); }
+      if (p === '/api/exploration/locations') {
+        return json(res, 200, { locations: [
+          { id: 'qingyun', name: '青云山', durationSecs: 4, description: '', failureChance: 0 },
+          { id: 'wanshou', name: '万兽林', durationSecs: 8, description: '', failureChance: 0 },
+        ] });
+      }
+      if (p === '/api/dungeon/start' && req.method === 'POST') {
+        if (inDungeon.has(u.id)) return json(res, 409, { error: 'a dungeon is already running' });
+        runDungeon(u);
+        return json(res, 200, { message: 'dungeon started', dungeon: { id: 'ghost_cave', name: '幽冥洞' } });
+      }
       if (p === '/api/exploration/start' && req.method === 'POST') {
         const { location } = await readBody(req);
         runExploration(u, { id: location, name: location === 'wanshou' ? '万兽林' : '青云山', durationSecs: 4 });
-        return json(res, 200, { ok: true });
+        return json(res, 200, { message: 'exploration started', exploration: { location: location ?? 'qingyun' } });
       }
     }
     return json(res, 404, { error: 'not found' });

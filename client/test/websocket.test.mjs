@@ -375,6 +375,24 @@ test('duplicate or old seq/bseq are dropped (resume is idempotent)', async () =>
   manager.disconnect();
 });
 
+test("'*' receives every delivered event of any type once, after its own listeners, not protocol messages", async () => {
+  const { manager } = makeManager(WebSocketManager);
+  const ws = await connected(manager, { welcomeData: { seq: 3 } });
+  const got = [];
+  manager.on('demo:note', (d, m) => got.push(`note ${m.seq}`));
+  const off = manager.on('*', (d, m) => got.push(`* ${m.type} ${m.seq ?? 'b' + m.bseq} ${d.x}`));
+  ws.serverSend(event('demo:note', { x: 1 }, { seq: 4 }));
+  ws.serverSend(event('demo:note', { x: 1 }, { seq: 4 })); // duplicate: dropped
+  ws.serverSend(event('dungeon:event', { x: 2 }, { seq: 5 }));
+  ws.serverSend(event('news:flash', { x: 3 }, { bseq: 1, userId: 0 }));
+  ws.serverSend({ type: 'pong', userId: 42, timestamp: 1, data: { clientTime: null } });
+  assert.deepEqual(got, ['note 4', '* demo:note 4 1', '* dungeon:event 5 2', '* news:flash b1 3']);
+  off();
+  ws.serverSend(event('demo:note', { x: 4 }, { seq: 6 }));
+  assert.deepEqual(got.at(-1), 'note 6');
+  manager.disconnect();
+});
+
 test('setPosition before connecting (a snapshot) makes the first connection resume from it', () => {
   const { manager } = makeManager(WebSocketManager);
   manager.setPosition({ epoch: 'e9', seq: 33, bseq: 4 });

@@ -1,8 +1,9 @@
 // xiuxian_realtime/static/js/demo.js
 //
 // The demo page: log in or register, then watch the live streams of
-// xiuxian-realtime (spirit, dungeon, exploration, leaderboards) over one v2
-// WebSocket, with a connection badge and a debug panel of the stream position.
+// xiuxian-realtime (spirit, dungeon, exploration, leaderboards, and any other
+// type published to the player) over one v2 WebSocket, with a connection badge
+// and a debug panel of the stream position.
 // Vue 3 without a build step: templates are strings compiled in the browser.
 
 import { createApp, ref, computed, onMounted, onUnmounted } from 'vue';
@@ -65,7 +66,9 @@ function describe(v) {
   if (Array.isArray(v)) return v.map(describe).filter(Boolean).join(', ');
   if (typeof v === 'object') {
     const o = /** @type {Record<string, unknown>} */ (v);
-    if (typeof o.name === 'string') return o.name;
+    // loot and reward items: {name, quantity}; an exploration reward: {items: [...]}
+    if (typeof o.name === 'string') return typeof o.quantity === 'number' && o.quantity !== 1 ? `${o.name} ×${o.quantity}` : o.name;
+    if (Array.isArray(o.items) && Object.keys(o).length === 1) return describe(o.items);
     return Object.entries(o).map(([k, x]) => `${k} ${describe(x)}`).join(', ');
   }
   return String(v);
@@ -155,6 +158,7 @@ const ConnBadge = {
 };
 
 const SpiritPanel = {
+  props: { player: { type: Object, default: null } },
   setup() {
     const { currentSpirit, totalGainedSpirit, spiritGrowthEvents } = useSpiritGrowth();
     const last = computed(() => spiritGrowthEvents.value.at(-1) ?? null);
@@ -162,8 +166,11 @@ const SpiritPanel = {
   },
   template: `
     <section class="card spirit">
-      <h2>灵力 Spirit</h2>
+      <h2>灵力 Spirit <small v-if="player" data-testid="player-realm">{{ player.realm }}</small></h2>
       <div class="big" data-testid="spirit-value">{{ fmt(currentSpirit) }}</div>
+      <p class="muted" v-if="player" data-testid="player-stats">
+        level {{ player.level }} · power {{ player.power }}<span v-if="player.ranks?.spirit"> · spirit rank #{{ player.ranks.spirit.rank }}</span>
+      </p>
       <p class="muted" v-if="last">
         +{{ fmt(last.gainAmount) }} over {{ fmt(last.elapsedSeconds) }} s · rate {{ fmt(last.spiritRate) }}/s
       </p>
@@ -268,7 +275,7 @@ const ExplorationPanel = {
         <div class="fill jade" :style="{ width: explorationProgress + '%' }"></div>
         <span>{{ currentExploration ? currentExploration + ' · ' + explorationProgress + '%' : 'idle' }}</span>
       </div>
-      <p v-if="last" class="muted" data-testid="explore-last">{{ last.message }}<span v-if="last.errorMsg" class="error"> {{ last.errorMsg }}</span></p>
+      <p v-if="last" class="muted" data-testid="explore-last" :data-event="last.eventType">{{ last.message }}<span v-if="last.errorMsg" class="error"> {{ last.errorMsg }}</span></p>
       <ul class="log" data-testid="explore-log">
         <li v-for="d in [...discoveries].reverse()" :key="d.seq + ':' + d.receivedAt.getTime()">
           ✦ {{ describe(d.discovery) || d.message }} <span v-if="describe(d.reward)" class="loot">{{ describe(d.reward) }}</span>
@@ -316,6 +323,42 @@ const LeaderboardPanel = {
     </section>`,
 };
 
+/** The four game event types; everything else (e.g. published by other services) goes to MessagesPanel. */
+const GAME_TYPES = new Set(['spirit:grow', 'dungeon:event', 'exploration:event', 'leaderboard:update']);
+const MESSAGE_LIMIT = 30;
+
+/** Events of any other type, e.g. sent through `POST /api/publish` by another service. */
+const MessagesPanel = {
+  setup() {
+    const messages = ref(/** @type {Array<{type: string, seq: number | null, bseq: number | null, data: any, at: Date}>} */ ([]));
+    let off = () => {};
+    onMounted(() => {
+      off = wsManager.on('*', (data, meta) => {
+        if (GAME_TYPES.has(meta.type)) return;
+        messages.value = [...messages.value, { type: meta.type, seq: meta.seq ?? null, bseq: meta.bseq ?? null, data, at: new Date() }]
+          .slice(-MESSAGE_LIMIT);
+      });
+    });
+    onUnmounted(() => off());
+    const shown = computed(() => [...messages.value].reverse());
+    /** @param {any} data */
+    const text = (data) => (typeof data?.text === 'string' ? data.text
+      : typeof data?.message === 'string' ? data.message : JSON.stringify(data));
+    return { shown, text };
+  },
+  template: `
+    <section class="card messages">
+      <h2>传音 Messages</h2>
+      <ol class="log" data-testid="message-log">
+        <li v-for="m in shown" :key="m.type + (m.seq ?? 'b' + m.bseq)" data-testid="message-entry" :data-type="m.type" :data-seq="m.seq">
+          <span class="tag">{{ m.type }}</span> {{ text(m.data) }}
+          <span class="muted">#{{ m.seq ?? 'b' + m.bseq }} · {{ m.at.toLocaleTimeString() }}</span>
+        </li>
+        <li v-if="!shown.length" class="muted">nothing yet (other services publish here)</li>
+      </ol>
+    </section>`,
+};
+
 const DebugPanel = {
   setup() {
     const { position, connection, rawMessages } = useWebSocket();
@@ -349,21 +392,33 @@ const DebugPanel = {
 // -------------------------------------------------------------------- game
 
 const GameView = {
-  components: { ConnBadge, SpiritPanel, DungeonPanel, ExplorationPanel, LeaderboardPanel, DebugPanel },
+  components: { ConnBadge, SpiritPanel, DungeonPanel, ExplorationPanel, LeaderboardPanel, MessagesPanel, DebugPanel },
   props: { session: { type: Object, required: true } },
   emits: ['logout'],
   setup(props, { emit }) {
     const { initWebSocket, disconnect } = useWebSocket();
     const store = useRealtimeStore();
     const notice = ref('');
+    const player = ref(/** @type {any} */ (null));
 
     /** Applies `GET /api/player/snapshot` and returns its stream position. */
     async function refetchSnapshot() {
       const snap = await api('/api/player/snapshot', { token: props.session.token });
-      const spirit = snap?.spirit ?? snap?.player?.spirit;
-      if (typeof spirit === 'number') store.setSpirit(spirit);
+      player.value = snap;
+      if (typeof snap?.spirit === 'number') store.setSpirit(snap.spirit);
       return snap?.position;
     }
+
+    /** Refreshes the player card (level, power, ranks) after something changed it. */
+    async function refreshPlayer() {
+      try {
+        player.value = await api('/api/player/snapshot', { token: props.session.token });
+      } catch { /* keep the previous card */ }
+    }
+    const offs = [
+      wsManager.on('dungeon:event', (d) => { if (d.eventType === 'victory' || d.eventType === 'defeat') refreshPlayer(); }),
+      wsManager.on('exploration:event', (d) => { if (d.eventType === 'complete' || d.eventType === 'failure') refreshPlayer(); }),
+    ];
 
     onMounted(async () => {
       wsManager.onResync = async () => {
@@ -386,13 +441,14 @@ const GameView = {
     });
 
     onUnmounted(() => {
+      offs.forEach((off) => off());
       disconnect();
       wsManager.resetPosition();
       wsManager.onResync = undefined;
       wsManager.onAuthFailure = undefined;
     });
 
-    return { notice, logout: () => emit('logout', '') };
+    return { notice, player, logout: () => emit('logout', '') };
   },
   template: `
     <header class="top">
@@ -403,10 +459,11 @@ const GameView = {
     </header>
     <p v-if="notice" class="notice" data-testid="notice">{{ notice }}</p>
     <main class="grid">
-      <SpiritPanel />
+      <SpiritPanel :player="player" />
       <DungeonPanel :token="session.token" />
       <ExplorationPanel :token="session.token" />
       <LeaderboardPanel :token="session.token" :user-id="session.id" />
+      <MessagesPanel />
       <DebugPanel />
     </main>`,
 };

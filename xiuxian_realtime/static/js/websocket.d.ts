@@ -205,6 +205,8 @@ export class WebSocketManager {
   disconnect(): void;
   on<K extends keyof GameEvents>(type: K, callback: (data: GameEvents[K], meta: EventMeta) => void): () => void;
   on<K extends keyof LocalEvents>(type: K, callback: (detail: LocalEvents[K]) => void): () => void;
+  /** Every delivered event (game events and any type published through the API), after duplicate suppression. */
+  on(type: '*', callback: (data: any, meta: EventMeta) => void): () => void;
   on(type: string, callback: (data: any, meta?: EventMeta) => void): () => void;
   off(type: string, callback: Function): void;
   listenerCount(type?: string): number;

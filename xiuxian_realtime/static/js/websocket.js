@@ -233,8 +233,9 @@ export class WebSocketManager {
   }
 
   /**
-   * Subscribes to a message type (`spirit:grow`, ...) or a local event
-   * (`connection:open|close|error|status|message|resync`).
+   * Subscribes to a message type (`spirit:grow`, ...), to `'*'` (every delivered
+   * event whatever its type, after duplicate suppression; `meta.type` tells which),
+   * or to a local event (`connection:open|close|error|status|message|resync`).
    * @param {string} type
    * @param {Function} callback  game events: `(data, meta)`; local events: `(detail)`
    * @returns {() => void} unsubscribe
@@ -645,10 +646,11 @@ export class WebSocketManager {
       }
       pos.bseq = msg.bseq;
     }
-    const list = this._listeners.get(msg.type);
-    if (list) {
+    // Listeners of the type, then those of '*' (every delivered event, e.g. types published by other services).
+    const list = [...(this._listeners.get(msg.type) ?? []), ...(this._listeners.get('*') ?? [])];
+    if (list.length) {
       const meta = { type: msg.type, userId: msg.userId, timestamp: msg.timestamp, seq: msg.seq, bseq: msg.bseq };
-      for (const cb of [...list]) {
+      for (const cb of list) {
         try {
           cb(msg.data, meta);
         } catch (error) {
