@@ -178,7 +178,11 @@ class Player(WSListener):
                 self.last_seq = parse_seq(payload)
                 self._mark_ready()
             else:
+                # Other sequenced events (leaderboards...) take positions too: follow them,
+                # or every one of them would look like a gap.
                 self.lg.stats.other_frames += 1
+                if self.lg.protocol == "v2":
+                    self._check_seq(payload)
         elif mt is WSMsgType.CLOSE:
             self.lg.note_close(str(frame.get_close_code().value))
             self.closing = True
@@ -325,6 +329,7 @@ class LoadGen:
         self.slots: list[list[Player]] = [[] for _ in range(SLOTS)]
         self.players_by_id: dict[int, Player] = {}
         self.stopping = False
+        self.stop_at = float("inf")
         self.probe_window = False
         self.probes_sent: dict[int, int] = {}  # probeId -> userId, publish returned 2xx
         self.probes_seen: set[int] = set()
@@ -475,15 +480,22 @@ class LoadGen:
             self.probe_publish_failed += 1
             self.probe_publish_errors[str(status)] = self.probe_publish_errors.get(str(status), 0) + 1
 
-    async def ticker(self, stop_at: float) -> None:
-        """Every 10 ms: ping one slot of players, send due probes, record loop lag."""
+    async def ticker(self, limit_s: float) -> None:
+        """Every 10 ms: ping one slot of players, send due probes, record loop lag.
+
+        Starts before the first connection, as a real client pings from the moment it is
+        connected (a server with the original's 10 s heartbeat timeout would otherwise
+        drop the first connections of a long connect phase). Runs until `self.stop_at`,
+        set once the connect phase is over, and never longer than `limit_s`.
+        """
         a = self.args
         start = time.monotonic()
         k = 0
         probe_id = 0
         probe_tasks: set[asyncio.Task[None]] = set()
-        max_ticks = int((stop_at - start) / TICK) + 2
+        max_ticks = int(limit_s / TICK) + 2
         for _ in range(max_ticks):
+            stop_at = self.stop_at
             k += 1
             due = start + k * TICK
             now = time.monotonic()
@@ -520,6 +532,9 @@ class LoadGen:
         players = read_players(a.players, a.n)
         gc.callbacks.append(self._gc_callback)
         emit("connecting", n=a.n, rate=a.rate)
+        total = a.warmup + a.duration + a.drain
+        self.stop_at = float("inf")
+        ticker = asyncio.ensure_future(self.ticker(a.n / a.rate + a.connect_grace + total + 60))
         ccpu0 = os.times()
         connect_s = await self.connect_all(players)
         ccpu1 = os.times()
@@ -530,9 +545,8 @@ class LoadGen:
         if a.gc_freeze:
             gc.freeze()
 
-        total = a.warmup + a.duration + a.drain
         t_start = time.monotonic()
-        ticker = asyncio.ensure_future(self.ticker(t_start + total))
+        self.stop_at = t_start + total
         self.probe_start = t_start
         self.probe_window = False
 

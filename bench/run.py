@@ -493,7 +493,7 @@ def render_tables(records: list[dict[str, Any]]) -> str:
         if sp["expected"]:
             ratio += f" ({100.0 * sp['received'] / sp['expected']:.1f}%)"
         lines.append(
-            f"| {r['server']} | {r['protocol']} | {'yes' if ss['gc_freeze'] else 'no'} | {r['n']} | {c['held']} |"
+            f"| {r['server']}{' + redis' if r.get('redis') else ''} | {r['protocol']} | {'yes' if ss['gc_freeze'] else 'no'} | {r['n']} | {c['held']} |"
             f" {c['connect_failures']} | {c['disconnects']} | {ratio} |"
             f" {pr['received']} / {pr['published_ok']} ({pr['publish_failed'] + pr['skipped_client_busy']}) |"
             f" {_fmt(lat['p50'])} | {_fmt(lat['p99'])} | {_fmt(lat['max'])} | {_fmt(ss['cpu_s_per_s'], 2)} |"

@@ -30,7 +30,8 @@ from .presence import MemoryPresence, PresenceStore
 from .redis_presence import RedisPresence
 from .services.dungeon import DungeonService
 from .services.exploration import ExplorationService
-from .services.leaderboard import Leaderboard
+from .services.leaderboard import CATEGORIES, Leaderboard
+from .services.redis_ranks import RedisRankIndex
 from .services.players import Players
 from .services.spirit import SpiritService
 from .services.ticker import Ticker
@@ -71,7 +72,13 @@ class Runtime:
         self.players = Players(self.db)
         self.ticker = Ticker(0.05)
         self.spirit = SpiritService(self.db, self.hub, self.players, settings.spirit_settle_interval_s)
+        # With Redis the leaderboards are shared sorted sets (each node keeps a replica).
+        self.rank_boards: list[RedisRankIndex] = []
+        if self.redis is not None:
+            self.rank_boards = [RedisRankIndex(self.redis, c, self.players, settings.leaderboard_sync_interval_s)
+                                for c in CATEGORIES]
         self.leaderboard = Leaderboard(self.players, self.hub, self.spirit,
+                                       indexes=dict(zip(CATEGORIES, self.rank_boards)) or None,
                                        check_interval_s=settings.leaderboard_check_interval_s,
                                        update_interval_s=settings.leaderboard_update_interval_s,
                                        notify_interval_s=settings.leaderboard_notify_interval_s,
@@ -103,6 +110,8 @@ class Runtime:
     async def start(self) -> None:
         await self.db.migrate()
         players = await self.leaderboard.load()
+        for board in self.rank_boards:
+            await board.start()
         log.info("leaderboards loaded", extra={"players": players})
         if self.history is not None and self.history.load(self.history_file):
             log.info("history restored", extra={"streams": self.history.stream_count})
@@ -130,6 +139,8 @@ class Runtime:
             await self.spirit.stop()
         except Exception:
             log.exception("final spirit settle failed")
+        for board in self.rank_boards:
+            await board.stop()
         await self.broker.stop()
         if self.history is not None:
             self.history.save(self.history_file)

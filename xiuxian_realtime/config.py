@@ -66,6 +66,7 @@ class Settings(BaseSettings):
     leaderboard_check_interval_s: float = 10.0  # how often an online player is re-ranked
     leaderboard_notify_interval_s: float = 30.0  # rank_up/rank_down per player and category
     leaderboard_update_interval_s: float = 30.0  # top-10 `update` broadcasts; 0 disables
+    leaderboard_sync_interval_s: float = 10.0  # with Redis: how often a node re-reads the shared boards
 
     log_level: str = "INFO"
 

@@ -75,10 +75,11 @@ for i = 2, #ARGV, 2 do
     if ms > score then redis.call('ZADD', KEYS[1], ms, uid); score = ms end
     local key = 'player:online:' .. uid
     if redis.call('HSET', key, 'lastHeartbeat', score) == 1 then
+      -- the hash was gone (Redis lost it): rebuild it and the set membership
       redis.call('HSET', key, 'playerId', uid, 'loginTime', score, 'ip', '', 'status', 'online')
+      redis.call('SADD', KEYS[2], uid)
     end
     redis.call('EXPIRE', key, ARGV[1])
-    redis.call('SADD', KEYS[2], uid)
   end
 end
 return missing
