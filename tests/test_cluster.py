@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (API_KEY, RedisServer, ServerProcess, async_wait_until, closed_with, recv_json,
-                      wait_until)
+from conftest import (API_KEY, RedisServer, ServerProcess, async_wait_until, closed_with, pinger,
+                      recv_json)
 
 
 def _nodes(make_server, redis_server: RedisServer, tmp_path: Path, count: int = 2,
@@ -117,12 +117,7 @@ async def test_no_logout_while_connected_on_another_node(make_server, redis_serv
     async with a.connect(uid, token) as silent, b.connect(uid, token, v=2) as alive:
         await recv_json(alive)
 
-        async def ping_forever() -> None:
-            while True:
-                await alive.send('{"type":"ping","timestamp":0}')
-                await asyncio.sleep(0.5)
-
-        task = asyncio.create_task(ping_forever())
+        task = asyncio.create_task(pinger(alive))
         try:
             assert await closed_with(silent, timeout=8) == 4000
             await asyncio.sleep(4)  # well past the timeout after A closed its connection
@@ -138,12 +133,7 @@ async def test_redis_restart_mid_stream(make_server, redis_server, tmp_path) -> 
     async with a.connect(uid, token, v=2) as ws:
         await recv_json(ws)
 
-        async def pinger() -> None:
-            while True:
-                await ws.send('{"type":"ping","timestamp":0}')
-                await asyncio.sleep(0.5)
-
-        task = asyncio.create_task(pinger())
+        task = asyncio.create_task(pinger(ws))
         try:
             b.publish(uid, "test:n", {"i": 0})
             assert (await recv_json(ws))["data"]["i"] == 0
@@ -181,12 +171,7 @@ async def test_leaderboards_are_shared_through_redis(make_server, redis_server, 
     uid, token = a.register()  # B started before this player existed
     r = redis_server.client()
     async with a.connect(uid, token) as ws:
-        async def pinger() -> None:
-            while True:
-                await ws.send('{"type":"ping","timestamp":0}')
-                await asyncio.sleep(0.5)
-
-        task = asyncio.create_task(pinger())
+        task = asyncio.create_task(pinger(ws))
         try:
             await async_wait_until(lambda: (r.zscore("lb:spirit", str(uid)) or 0) >= 1.0, timeout=10,
                                    message="spirit score in the shared sorted set")

@@ -10,8 +10,7 @@ import orjson
 import pytest
 import websockets
 
-from conftest import (API_KEY, ServerProcess, async_wait_until, closed_with, recv_any, recv_json,
-                      recv_until)
+from conftest import (API_KEY, ServerProcess, async_wait_until, closed_with, pinger, recv_json)
 
 ORIGINAL_TYPES = {"spirit:grow", "dungeon:event", "exploration:event", "leaderboard:update"}
 
@@ -78,12 +77,12 @@ async def test_original_client_sees_only_the_original_envelope(server: ServerPro
     async with server.connect(uid, token) as ws:
         received: list[dict] = []
 
-        async def pinger() -> None:
+        async def original_pings() -> None:
             while True:
                 await ws.send(orjson.dumps({"type": "ping", "timestamp": int(time.time() * 1000)}).decode())
                 await asyncio.sleep(1)
 
-        task = asyncio.create_task(pinger())
+        task = asyncio.create_task(original_pings())
         try:
             await async_wait_until(lambda: server.stats()["onlineCount"] >= 1, message="online")
             assert server.publish(uid, "dungeon:event", {"eventType": "start"}).status_code == 200
@@ -311,12 +310,7 @@ async def test_no_logout_while_another_tab_is_alive(server: ServerProcess) -> No
     async with server.connect(uid, token) as silent, server.connect(uid, token, v=2) as alive:
         await recv_json(alive)
 
-        async def ping_forever() -> None:
-            while True:
-                await alive.send('{"type":"ping","timestamp":0}')
-                await asyncio.sleep(0.5)
-
-        task = asyncio.create_task(ping_forever())
+        task = asyncio.create_task(pinger(alive))
         try:
             assert await closed_with(silent, timeout=6) == 4000
             await asyncio.sleep(1.5)  # past the timeout once more: still no logout

@@ -13,7 +13,7 @@ import httpx
 import orjson
 import pytest
 
-from conftest import API_KEY, ServerProcess, async_wait_until, closed_with, recv_json
+from conftest import API_KEY, ServerProcess, recv_json
 
 
 async def _welcome(ws: Any) -> dict[str, Any]:
@@ -198,15 +198,25 @@ async def test_random_schedule_every_client_gets_exactly_what_was_sent(server: S
     tokens = dict(users)
     counter = 0
 
+    async def keepalive(st: dict[str, Any]) -> None:
+        """A ping every half second at most: under the heartbeat timeout and the rate limit."""
+        now = asyncio.get_running_loop().time()
+        if st["ws"] is not None and now - st.get("pinged", 0.0) >= 0.5:
+            st["pinged"] = now
+            await st["ws"].send('{"type":"ping","timestamp":0}')
+
     async def pump(uid: int) -> None:
-        """Read whatever has arrived on a user's connection."""
+        """Read whatever has arrived on a user's connection (pinging it, so it stays up)."""
         st = state[uid]
+        await keepalive(st)
         while True:
             try:
                 raw = await asyncio.wait_for(st["ws"].recv(), 0.05)
             except asyncio.TimeoutError:
                 return
             msg = orjson.loads(raw)
+            if msg["type"] == "pong":
+                continue
             if msg["type"] == "welcome":
                 assert st["seq"] is None or msg["data"]["recovered"], msg
                 st["epoch"] = msg["data"]["epoch"]
@@ -220,6 +230,8 @@ async def test_random_schedule_every_client_gets_exactly_what_was_sent(server: S
 
     async with httpx.AsyncClient() as http:
         for _ in range(120):
+            for other in state.values():  # every open connection keeps its heartbeat
+                await keepalive(other)
             uid = rng.choice(list(tokens))
             st = state[uid]
             action = rng.random()

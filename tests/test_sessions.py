@@ -7,8 +7,6 @@ import signal
 import sqlite3
 import time
 
-import pytest
-import websockets
 
 from conftest import API_KEY, JWT_SECRET, ServerProcess, async_wait_until, closed_with, recv_json
 

@@ -20,6 +20,8 @@ import gc
 import logging
 from typing import Callable
 
+from .tasks import cancel_and_wait
+
 log = logging.getLogger("xiuxian.gc")
 
 GEN0, GEN1, GEN2 = 2_000, 20, 1_000
@@ -65,9 +67,4 @@ class FreezeOnGrowth:
                                                             "frozen": gc.get_freeze_count()})
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._task)

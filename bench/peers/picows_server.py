@@ -11,7 +11,6 @@ numbers, so the load generator's v2 path can be exercised without our server.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 import time

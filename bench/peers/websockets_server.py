@@ -10,11 +10,9 @@ such connections after the response).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import sys
-import time
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))

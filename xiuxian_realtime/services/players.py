@@ -27,14 +27,7 @@ class PlayerCard:
 
     def __init__(self, row: PlayerRow) -> None:
         self.id = row.id
-        self.username = row.username
-        self.level = row.level
-        self.realm = sys.intern(row.realm)
-        self.power = row.power
-        self.spirit = row.spirit
-        self.spirit_rate = row.spirit_rate
-        self.avatar_url = sys.intern(row.avatar_url or "")
-        self.settled_at = row.settled_at
+        self.update(row)
 
     def update(self, row: PlayerRow) -> None:
         self.username = row.username

@@ -22,6 +22,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from ..tasks import cancel_and_wait
 from .leaderboard import MemoryRankIndex
 from .players import Players
 
@@ -70,12 +71,7 @@ class RedisRankIndex(MemoryRankIndex):
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._task)
         try:
             await self.flush()
         except (RedisError, OSError):

@@ -39,6 +39,8 @@ from typing import Any
 from ..history import Coalesce
 from ..hub import Hub
 from ..storage.db import Database
+from ..tasks import cancel_and_wait
+from .batching import WriteBatcher
 from .players import Players
 from .ticker import SlotRing
 
@@ -93,10 +95,11 @@ class SpiritService:
         self.batch_window_s = batch_window_s
         self.ring: SlotRing[SpiritState] = SlotRing(SLOTS)
         self._settler: asyncio.Task[None] | None = None
-        self._logout_rows: list[tuple[int, float, float]] = []
-        self._clock_resets: list[tuple[int, float]] = []
-        self._clock_done: asyncio.Future[None] | None = None
-        self._logout_done: asyncio.Future[None] | None = None
+        # Logouts and new sessions of the same few milliseconds share one statement.
+        self._logout_settles: WriteBatcher[tuple[int, float, float]] = WriteBatcher(
+            self._settle_rows, batch_window_s, "spirit settle on logout")
+        self._clock_resets: WriteBatcher[tuple[int, float]] = WriteBatcher(
+            db.restart_spirit_clocks, batch_window_s, "spirit clock restart")
         self.pushes = 0
         self.settled_rows = 0
 
@@ -148,27 +151,8 @@ class SpiritService:
 
     async def on_login(self, user_id: int, now: float) -> None:
         # A new session: whatever time passed since the last settle was spent offline
-        # and does not count. The stored clock restarts at `now` (batched with the other
-        # logins of the same few milliseconds: a reconnect storm is one statement).
-        self._clock_resets.append((user_id, now))
-        if self._clock_done is None:
-            loop = asyncio.get_running_loop()
-            self._clock_done = loop.create_future()
-            loop.call_later(self.batch_window_s, lambda: loop.create_task(self._flush_clock_resets()))
-        await asyncio.shield(self._clock_done)
-
-    async def _flush_clock_resets(self) -> None:
-        rows, self._clock_resets = self._clock_resets, []
-        done, self._clock_done = self._clock_done, None
-        try:
-            await self.db.restart_spirit_clocks(rows)
-        except Exception as exc:
-            log.exception("restarting spirit clocks failed")
-            if done is not None and not done.done():
-                done.set_exception(exc)
-            return
-        if done is not None and not done.done():
-            done.set_result(None)
+        # and does not count. The stored clock restarts at `now`.
+        await self._clock_resets.add((user_id, now))
 
     async def on_join(self, user_id: int, now: float) -> None:
         """This node got a connection of the player: keep their spirit here and push it."""
@@ -220,15 +204,9 @@ class SpiritService:
 
     async def stop(self) -> None:
         """Stop the periodic settle and settle everyone online (shutdown; no logout)."""
-        if self._settler is not None:
-            self._settler.cancel()
-            try:
-                await self._settler
-            except asyncio.CancelledError:
-                pass
-            self._settler = None
-        if self._logout_done is not None:
-            await asyncio.shield(self._logout_done)
+        await cancel_and_wait(self._settler)
+        self._settler = None
+        await self._logout_settles.idle()
         await self.settle_all()
 
     async def _settle_forever(self) -> None:
@@ -266,24 +244,9 @@ class SpiritService:
         return len(rows)
 
     async def _write_logout(self, row: tuple[int, float, float]) -> None:
-        """Settle on logout, batched with the other logouts of the same few milliseconds."""
-        self._logout_rows.append(row)
-        if self._logout_done is None:
-            loop = asyncio.get_running_loop()
-            self._logout_done = loop.create_future()
-            loop.call_later(self.batch_window_s, lambda: loop.create_task(self._flush_logouts()))
-        await asyncio.shield(self._logout_done)
+        """Settle on logout; the logout completes once the row is written."""
+        await self._logout_settles.add(row)
 
-    async def _flush_logouts(self) -> None:
-        rows, self._logout_rows = self._logout_rows, []
-        done, self._logout_done = self._logout_done, None
-        try:
-            await self.db.settle_spirit_many(rows)
-            self.settled_rows += len(rows)
-        except Exception as exc:
-            log.exception("spirit settle on logout failed")
-            if done is not None and not done.done():
-                done.set_exception(exc)
-            return
-        if done is not None and not done.done():
-            done.set_result(None)
+    async def _settle_rows(self, rows: list[tuple[int, float, float]]) -> None:
+        await self.db.settle_spirit_many(rows)
+        self.settled_rows += len(rows)

@@ -14,6 +14,8 @@ import logging
 import time
 from typing import Callable, Generic, Iterator, TypeVar
 
+from ..tasks import cancel_and_wait
+
 log = logging.getLogger("xiuxian.ticker")
 
 T = TypeVar("T")
@@ -89,13 +91,8 @@ class Ticker:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     def tick(self, now: float | None = None) -> None:
         if now is None:
