@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import (API_KEY, RedisServer, ServerProcess, async_wait_until, closed_with, pinger,
-                      recv_json)
+                      recv_json, recv_until)
 
 
 def _nodes(make_server, redis_server: RedisServer, tmp_path: Path, count: int = 2,
@@ -186,6 +186,32 @@ async def test_leaderboards_are_shared_through_redis(make_server, redis_server, 
         finally:
             task.cancel()
     assert r.zcard("lb:power") >= 1 and r.zcard("lb:level") >= 1
+
+
+async def test_events_published_while_a_subscriber_is_down_arrive_after(make_server, redis_server,
+                                                                          tmp_path) -> None:
+    a, b = _nodes(make_server, redis_server, tmp_path)
+    uid, token = a.register()
+    async with a.connect(uid, token, v=2) as ws:
+        await recv_json(ws)
+        task = asyncio.create_task(pinger(ws))
+        try:
+            def ours(m: dict) -> bool:
+                return m["type"] in ("test:n", "world:news")
+
+            await asyncio.to_thread(b.publish, uid, "test:n", {"i": 0})
+            assert (await recv_until(ws, ours))["data"]["i"] == 0
+            # Cut every subscriber connection; Redis itself stays up and keeps the streams.
+            redis_server.client().execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+            for i in range(1, 6):
+                r = await asyncio.to_thread(b.publish, uid, "test:n", {"i": i})
+                assert r.status_code == 200
+            await asyncio.to_thread(
+                b.post, "/api/broadcast", {"type": "world:news", "data": {"i": 6}}, headers={"X-API-Key": API_KEY})
+            got = [await recv_until(ws, ours, timeout=10) for _ in range(6)]
+        finally:
+            task.cancel()
+    assert [m["data"].get("i") for m in got] == [1, 2, 3, 4, 5, 6], got
 
 
 async def _eq(awaitable, expected) -> bool:

@@ -117,12 +117,12 @@ class RedisBroker:
         self._pubsub: Any = None
         # Per local user: the epoch and last seq delivered on this node.
         self._delivered: dict[int, tuple[str, int]] = {}
-        self._broadcast_pos: tuple[str, int] | None = None
+        # The broadcast stream's epoch and last bseq delivered on this node.
+        self._broadcast_last: tuple[str, int] | None = None
         self._subscribed: set[int] = set()
         self._pending_subs: set[int] = set()
         self._pending_unsubs: set[int] = set()
         self._greetings: set[asyncio.Task[None]] = set()
-        self._sub_wakeup = asyncio.Event()
 
     def bind(self, hub: "Hub") -> None:
         self.hub = hub
@@ -222,8 +222,7 @@ class RedisBroker:
         if first_on_node:
             self._pending_unsubs.discard(user_id)
             if user_id not in self._subscribed:
-                self._pending_subs.add(user_id)
-                self._wakeup_subscriber()
+                self._pending_subs.add(user_id)  # the subscriber picks it up within 50 ms
         if conn.v2:
             task = asyncio.get_running_loop().create_task(self._greet(conn, since, bsince, epoch))
             self._greetings.add(task)
@@ -235,11 +234,7 @@ class RedisBroker:
         self._pending_subs.discard(user_id)
         if user_id in self._subscribed:
             self._pending_unsubs.add(user_id)
-            self._wakeup_subscriber()
         self._delivered.pop(user_id, None)
-
-    def _wakeup_subscriber(self) -> None:
-        self._sub_wakeup.set()
 
     async def _greet(self, conn: "Connection", since: int | None, bsince: int | None,
                      epoch: str | None) -> None:
@@ -277,8 +272,8 @@ class RedisBroker:
             await self._position_script(keys=[f"{btag}:meta", f"{btag}:stream"],
                                         args=[_new_epoch(), META_TTL_S], client=pipe)
             (epoch, seq), (bepoch, bseq) = await pipe.execute()
-        if self._broadcast_pos is None:
-            self._broadcast_pos = (bepoch.decode(), int(bseq))
+        if self._broadcast_last is None:
+            self._broadcast_last = (bepoch.decode(), int(bseq))
         return Position(epoch.decode(), int(seq), int(bseq))
 
     async def _replay(self, user_id: int, pos: Position, epoch: str | None, since: int,
@@ -342,7 +337,6 @@ class RedisBroker:
                                 break
                             if message["type"] == "message":
                                 self._on_message(message["channel"], message["data"])
-                    self._sub_wakeup.clear()
             except asyncio.CancelledError:
                 await _quietly(pubsub.aclose())
                 raise
@@ -372,6 +366,14 @@ class RedisBroker:
     async def _catch_up(self) -> None:
         """After (re)subscribing: deliver what local users missed while we were not."""
         assert self.hub is not None
+        if self._broadcast_last is not None:
+            epoch, last = self._broadcast_last
+            btag = user_tag(BROADCAST)
+            meta = await self.redis.hgetall(f"{btag}:meta")
+            if meta.get(b"epoch", b"").decode() == epoch and int(meta.get(b"seq", 0)) > last:
+                missed = await self._missed(btag, last, int(meta[b"seq"]))
+                for bseq, _, payload in (missed if not isinstance(missed, str) else []):
+                    self._deliver_broadcast(epoch, bseq, payload)
         for user_id, (epoch, last) in list(self._delivered.items()):
             pos = await self.position(user_id)
             if pos.epoch != epoch:
@@ -391,8 +393,7 @@ class RedisBroker:
         tag = channel.decode()
         target = tag[4:-1]  # "rt:{<id>}" -> "<id>"
         if target == BROADCAST:
-            assert self.hub is not None
-            self.hub.deliver_broadcast(payload, int(seq_raw))
+            self._deliver_broadcast(epoch.decode(), int(seq_raw), payload)
             return
         self._deliver(int(target), epoch.decode(), int(seq_raw), payload)
 
@@ -406,6 +407,14 @@ class RedisBroker:
                 return  # already delivered (a catch-up overlapping the live stream)
         self._delivered[user_id] = (epoch, seq)
         self.hub.deliver_user(user_id, payload, seq)
+
+    def _deliver_broadcast(self, epoch: str, bseq: int, payload: bytes) -> None:
+        assert self.hub is not None
+        last = self._broadcast_last
+        if last is not None and last[0] == epoch and bseq <= last[1]:
+            return  # already delivered (a catch-up overlapping the live stream)
+        self._broadcast_last = (epoch, bseq)
+        self.hub.deliver_broadcast(payload, bseq)
 
     def _epoch_changed(self, user_id: int, pos: Position) -> None:
         """Redis lost this user's stream: tell v2 connections to refetch state."""
