@@ -338,13 +338,28 @@ def start_server(spec: ServerSpec, port: int, n: int, work: Path, log: Path, gc_
     return proc, players, env
 
 
+def start_py_spy(pid: int, out: Path, duration: float) -> subprocess.Popen:
+    """Sample ``pid`` for ``duration`` seconds into ``out`` (py-spy's raw format), without pausing it."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen([spy, "record", "--format", "raw", "--nonblocking", "--rate", "200",
+                             "--duration", str(int(duration)), "--pid", str(pid), "--output", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+
 # -- one scenario ------------------------------------------------------------
 
 
 def run_scenario(server: str, n: int, mode: str, warmup: float, duration: float, rate: float,
                  scenario: str, raw_dir: Path, gc_freeze: bool = False, probe_rate: float = 100.0,
-                 venv_bin: Optional[Path] = None, use_redis: bool = False) -> dict[str, Any]:
-    """Run one server at one N; returns the full result record."""
+                 venv_bin: Optional[Path] = None, use_redis: bool = False,
+                 profile_dir: Optional[Path] = None) -> dict[str, Any]:
+    """Run one server at one N; returns the full result record.
+
+    With ``profile_dir``, py-spy samples the server during the window (raw collapsed stacks, for
+    ``python -m bench.profile``); sampling costs the server some CPU, so a profiled run's figures
+    are for finding costs, not for the table.
+    """
     venv_bin = venv_bin or Path(sys.executable).parent
     spec = spec_for(server, mode)
     if use_redis and server != "ours":
@@ -359,6 +374,7 @@ def run_scenario(server: str, n: int, mode: str, warmup: float, duration: float,
         proc, players, env = start_server(spec, port, n, work, server_log, gc_freeze, venv_bin,
                                           redis_proc.url if redis_proc else "")
         lg: Optional[subprocess.Popen] = None
+        spy: Optional[subprocess.Popen] = None
         try:
             ready_s = wait_ready(proc, port)
             rss0 = rss_kib(proc.pid)
@@ -393,6 +409,8 @@ def run_scenario(server: str, n: int, mode: str, warmup: float, duration: float,
                         marks["cpu0"], marks["t0"] = cpu_split(proc.pid), time.monotonic()
                         marks["stats0"] = http_get_json(port, "/stats")
                         marks["redis0"] = redis_proc.commands() if redis_proc else None
+                        if profile_dir is not None:
+                            spy = start_py_spy(proc.pid, profile_dir / f"{stamp}-{scenario}.txt", duration)
                     elif kind == "window_end":
                         marks["cpu1"], marks["t1"] = cpu_split(proc.pid), time.monotonic()
                         marks["rss1"] = rss_kib(proc.pid)
@@ -408,6 +426,11 @@ def run_scenario(server: str, n: int, mode: str, warmup: float, duration: float,
                 raise BenchError(f"load generator gave no result (exit {lg.returncode}); see {lg_err.name}")
             server_alive = proc.poll() is None
         finally:
+            if spy is not None:
+                try:
+                    spy.wait(10)
+                except subprocess.TimeoutExpired:
+                    stop(spy, 2.0)
             if lg is not None:
                 stop(lg, 2.0)
             stop(proc)
@@ -589,6 +612,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="smoke test: N=50, 1 s warm-up, 3 s window, results in bench/results/raw, docs untouched")
     p.add_argument("--results-dir", type=Path, help="where result JSON goes (default bench/results)")
     p.add_argument("--docs", type=Path, help="markdown to regenerate (default docs/benchmarks.md; not in --quick)")
+    p.add_argument("--profile", type=Path, metavar="DIR",
+                   help="sample the server with py-spy during the window, raw stacks into DIR")
     p.add_argument("--venv-bin", type=Path, default=Path(sys.executable).parent,
                    help="bin directory holding xiuxian-realtime")
     return p
@@ -642,7 +667,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"bench: {scenario} (warm-up {wu:.0f}s, window {dur:.0f}s)", flush=True)
         try:
             rec = run_scenario(server, n, args.mode, wu, dur, args.rate, scenario, raw_dir,
-                               gc_freeze=args.gc_freeze, venv_bin=args.venv_bin, use_redis=args.redis)
+                               gc_freeze=args.gc_freeze, venv_bin=args.venv_bin, use_redis=args.redis,
+                               profile_dir=args.profile)
         except BenchError as exc:
             print(f"bench: {scenario} failed: {exc}", file=sys.stderr, flush=True)
             failures += 1

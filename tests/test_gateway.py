@@ -250,6 +250,17 @@ async def test_publish_api_guards(server: ServerProcess) -> None:
     huge = server.publish(uid, "a:b", {"blob": "x" * 70_000})
     assert huge.status_code == 413 and "error" in huge.json()
     assert server.post("/api/publish", {"userId": "x", "type": "a:b"}, headers={"X-API-Key": API_KEY}).status_code == 400
+    not_json = server.post("/api/publish", content=b"{nope", headers={"X-API-Key": API_KEY})
+    assert not_json.status_code == 400 and "invalid body" in not_json.json()["error"]
+    wrong_method = server.get("/api/publish", headers={"X-API-Key": API_KEY})
+    assert wrong_method.status_code == 405 and "error" in wrong_method.json()
+
+    def chunks():  # no Content-Length: the limit is enforced while reading
+        for _ in range(40):
+            yield b"x" * 4096
+
+    streamed = server.post("/api/publish", content=chunks(), headers={"X-API-Key": API_KEY})
+    assert streamed.status_code == 413 and "error" in streamed.json()
     assert server.publish(uid, "guild:chat", {"text": "hi"}).status_code == 200
 
 

@@ -167,9 +167,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   openapi_url="/api/openapi.json", redoc_url=None)
     app.state.runtime = runtime
     errors.install(app)
-    for router in (auth_api.router, online.router, publish.router, status.router, player.router,
+    for router in (auth_api.router, online.router, status.router, player.router,
                    dungeon_api.router, exploration_api.router):
         app.include_router(router)
+    # The publish API is served ahead of FastAPI's routing (see api/publish.py for why).
+    app.add_middleware(publish.PublishRoutes, runtime=runtime)
     if (STATIC_DIR / "index.html").exists():
         app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 

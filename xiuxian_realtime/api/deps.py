@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 from typing import TYPE_CHECKING
 
 from fastapi import Header, HTTPException, Request
@@ -44,10 +43,3 @@ async def optional_bearer_user(request: Request, authorization: str | None = Hea
     if not authorization:
         return None
     return _verify_bearer(request, authorization)
-
-
-async def api_key(request: Request, x_api_key: str | None = Header(default=None)) -> None:
-    """Services publishing events authenticate with X-API-Key (compared in constant time)."""
-    expected = runtime_of(request).settings.api_key.get_secret_value()
-    if not x_api_key or not hmac.compare_digest(x_api_key.encode(), expected.encode()):
-        raise HTTPException(401, "missing or invalid X-API-Key")
