@@ -29,7 +29,7 @@ def main() -> None:
     online = int(sys.argv[1]) if len(sys.argv) > 1 else 19_000
     total = int(sys.argv[2]) if len(sys.argv) > 2 else 100_000
     history = MemoryHistory(500, 600, 64 << 20)
-    hub = Hub(history, heartbeat_interval_ms=1000, heartbeat_timeout_s=10, read_timeout_s=60,
+    hub = Hub(history, heartbeat_interval_ms=1000, heartbeat_timeout_s=10, pong_hold_s=1.0, read_timeout_s=60,
               max_connections_per_user=5)
     players = Players(NullDb())  # type: ignore[arg-type]
     rng = random.Random(1)

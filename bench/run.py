@@ -378,6 +378,9 @@ def run_scenario(server: str, n: int, mode: str, warmup: float, duration: float,
         try:
             ready_s = wait_ready(proc, port)
             rss0 = rss_kib(proc.pid)
+            if profile_dir is not None and warmup == 0:
+                # A connect storm: what matters is the connect phase, so sample that.
+                spy = start_py_spy(proc.pid, profile_dir / f"{stamp}-{scenario}.txt", n / rate + 3)
             argv = [sys.executable, "-m", "bench.loadgen", "--port", str(port), "--players", str(players),
                     "--n", str(n), "--protocol", spec.protocol, "--rate", str(rate), "--warmup", str(warmup),
                     "--duration", str(duration), "--probe-method", spec.probe_method,
@@ -409,7 +412,7 @@ def run_scenario(server: str, n: int, mode: str, warmup: float, duration: float,
                         marks["cpu0"], marks["t0"] = cpu_split(proc.pid), time.monotonic()
                         marks["stats0"] = http_get_json(port, "/stats")
                         marks["redis0"] = redis_proc.commands() if redis_proc else None
-                        if profile_dir is not None:
+                        if profile_dir is not None and spy is None:
                             spy = start_py_spy(proc.pid, profile_dir / f"{stamp}-{scenario}.txt", duration)
                     elif kind == "window_end":
                         marks["cpu1"], marks["t1"] = cpu_split(proc.pid), time.monotonic()

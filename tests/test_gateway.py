@@ -111,9 +111,29 @@ async def test_v2_gets_welcome_and_pongs(server: ServerProcess) -> None:
         pong = await recv_json(ws)
         assert pong["type"] == "pong" and pong["data"]["clientTime"] == 777
         assert abs(pong["data"]["serverTime"] - time.time() * 1000) < 5000
+        assert 0 <= pong["data"]["heldMs"] <= 1200
         server.publish(uid, "quest:done", {"q": 1})
         event = await recv_json(ws)
         assert event["type"] == "quest:done" and event["seq"] > data["seq"]
+
+
+async def test_v2_pong_rides_on_the_next_frame(server: ServerProcess) -> None:
+    """Written together with the frame that follows the ping, in the same send call."""
+    uid, token = server.register()
+    async with server.connect(uid, token, v=2) as ws:
+        assert (await recv_json(ws))["type"] == "welcome"
+        for attempt in range(3):
+            await ws.send(f'{{"type":"ping","timestamp":{attempt}}}')
+            server.publish(uid, "quest:done", {"q": attempt})
+            before: list[dict] = []
+            while True:
+                msg = orjson.loads(await asyncio.wait_for(ws.recv(), 3))
+                if msg["type"] == "pong":
+                    break
+                before.append(msg)
+            assert msg["data"]["clientTime"] == attempt
+            # It waited for a frame (the publish, or a spirit push that came first), not for the flush.
+            assert before and msg["data"]["heldMs"] < 1000, (before, msg)
 
 
 # -- who may connect --------------------------------------------------------------------------

@@ -66,6 +66,7 @@ class Runtime:
         self.hub = Hub(self.broker,
                        heartbeat_interval_ms=settings.heartbeat_interval_ms,
                        heartbeat_timeout_s=settings.heartbeat_timeout_s,
+                       pong_hold_s=min(settings.pong_hold_ms, settings.heartbeat_interval_ms) / 1000,
                        read_timeout_s=settings.ws_read_timeout_s,
                        max_connections_per_user=settings.ws_max_connections_per_user)
         # Game services. One ticker drives all per-player periodic work (see services/ticker.py).

@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     # Heartbeat: the client pings every interval; silence for timeout closes and logs out.
     heartbeat_interval_ms: int = 1000
     heartbeat_timeout_s: float = 10.0
+    # A v2 pong waits up to this long to ride on the next frame to its connection (one send
+    # call instead of two); 0 answers every ping at once.
+    pong_hold_ms: int = 1000
     # No frame at all (not even a ping) for this long closes the connection.
     ws_read_timeout_s: float = 60.0
 

@@ -7,6 +7,8 @@ The hot path is shaped by the target of 19,000 players on one core:
 - one sweeper for every connection, once a second, instead of a timer each;
 - one encode per message: the legacy envelope is encoded once, a v2 connection gets the
   same bytes with its position spliced in;
+- one send call per player-second for v2 too: a pong waits for the next frame to its
+  connection (the player's spirit push, at most a second away) and is written with it;
 - nothing here awaits: `send_to_user` and `broadcast` are plain calls that never block.
 
 The hub knows nothing about sockets beyond the small `Connection` surface that
@@ -19,9 +21,8 @@ import asyncio
 import logging
 import os
 import time
+from collections import deque
 from typing import Any, Protocol
-
-import orjson
 
 from . import protocol
 from .broker import Broker
@@ -44,8 +45,12 @@ class Connection(Protocol):
     last_seen: float
     frames: int
     closed: bool
+    # A v2 ping waiting for its pong: when it arrived (monotonic; 0.0 = none) and its timestamp.
+    pong_at: float
+    pong_client_time: Any
 
-    def send(self, payload: bytes, seq: int = 0) -> None: ...
+    def send(self, payload: bytes, seq: int = 0) -> None:
+        """Send one frame; a pending pong (`pong_at`) goes out with it, taken via `Hub.take_pong`."""
 
     def start_stream(self, frames: list[bytes], seq: int) -> None:
         """Send the greeting frames, then release what was held back, skipping any
@@ -80,11 +85,15 @@ class SessionEvents(Protocol):
 class Hub:
     def __init__(self, broker: Broker, *, heartbeat_interval_ms: int,
                  heartbeat_timeout_s: float, read_timeout_s: float,
-                 max_connections_per_user: int) -> None:
+                 max_connections_per_user: int, pong_hold_s: float = 0.0) -> None:
         self.broker = broker
         broker.bind(self)
         self.heartbeat_interval_ms = heartbeat_interval_ms
         self.heartbeat_timeout_s = heartbeat_timeout_s
+        self.pong_hold_s = pong_hold_s
+        # Pings whose pong is held, oldest first: (arrival, connection).
+        self._pongs: deque[tuple[float, Connection]] = deque()
+        self._pong_flusher: asyncio.Task[None] | None = None
         self.read_timeout_s = read_timeout_s
         self.max_connections_per_user = max_connections_per_user
         self.stats = Stats()
@@ -250,12 +259,50 @@ class Hub:
         return self._protocol_message("resync", user_id, {
             "reason": reason, "epoch": pos.epoch, "seq": pos.seq, "bseq": pos.bseq})
 
-    def pong(self, conn: Connection, client_time: Any) -> None:
-        now = _time()
-        conn.send(orjson.dumps({
-            "type": "pong", "userId": conn.user_id, "timestamp": int(now),
-            "data": {"serverTime": int(now * 1000), "clientTime": client_time},
-        }))
+    # -- pongs (v2) -------------------------------------------------------------------------
+
+    def ping(self, conn: Connection, client_time: Any, now: float) -> None:
+        """Answer a v2 ping, within `pong_hold_s`.
+
+        On loopback a send call costs as much as everything else a message needs, and a v2
+        client's pong would double the sends per player. So the pong waits for the next
+        frame to the same connection, normally the spirit push that comes once a second,
+        and is written with it; `flush_pongs` sends those that found no frame in time.
+        The pong says how long it was held, so the client's round-trip time stays exact.
+        """
+        if conn.pong_at:
+            conn.send(self.take_pong(conn, now))  # the previous ping's pong is still waiting
+        conn.pong_client_time = client_time
+        conn.pong_at = now
+        if self.pong_hold_s > 0:
+            self._pongs.append((now, conn))
+        else:
+            conn.send(self.take_pong(conn, now))
+
+    def take_pong(self, conn: Connection, now: float) -> bytes:
+        """The pong for a connection's pending ping, which stops being pending."""
+        held_ms = int((now - conn.pong_at) * 1000)
+        conn.pong_at = 0.0
+        self.stats.messages_out += 1
+        return protocol.encode_pong(conn.user_id, conn.pong_client_time, held_ms, _time())
+
+    def flush_pongs(self, now: float) -> None:
+        """Send, alone, the pongs held for `pong_hold_s` without a frame to ride on."""
+        cutoff = now - self.pong_hold_s
+        pongs = self._pongs
+        while pongs and pongs[0][0] <= cutoff:
+            at, conn = pongs.popleft()
+            # Skip pings already answered (their pong rode on a frame) or superseded.
+            if conn.pong_at == at and not conn.closed:
+                conn.send(self.take_pong(conn, now))
+
+    async def _flush_pongs_forever(self, interval_s: float) -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                self.flush_pongs(_monotonic())
+            except Exception:  # pragma: no cover - a bug here must not stop the flusher
+                log.exception("pong flush failed")
 
     @staticmethod
     def _protocol_message(type_: str, user_id: int, data: dict[str, Any]) -> bytes:
@@ -264,7 +311,10 @@ class Hub:
     # -- the sweeper ---------------------------------------------------------------------
 
     def start(self, interval_s: float = 1.0) -> None:
-        self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever(interval_s))
+        loop = asyncio.get_running_loop()
+        self._sweeper = loop.create_task(self._sweep_forever(interval_s))
+        if self.pong_hold_s > 0:
+            self._pong_flusher = loop.create_task(self._flush_pongs_forever(min(0.1, self.pong_hold_s / 4)))
 
     async def _sweep_forever(self, interval_s: float) -> None:
         while True:
@@ -306,8 +356,9 @@ class Hub:
     def close_all(self, code: int, reason: str) -> None:
         """Close every connection (shutdown). Sessions are not logged out for this."""
         self.closing = True
-        if self._sweeper is not None:
-            self._sweeper.cancel()
+        for task in (self._sweeper, self._pong_flusher):
+            if task is not None:
+                task.cancel()
         for conns in list(self._users.values()):
             for conn in list(conns):
                 conn.close(code, reason)

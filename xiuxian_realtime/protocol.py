@@ -132,6 +132,33 @@ def with_position(payload: bytes, field: bytes, position: int) -> bytes:
     return b"%b,\"%b\":%d}" % (payload[:-1], field, position)
 
 
+def encode_pong(user_id: int, client_time: Any, held_ms: int, now: float) -> bytes:
+    """A v2 `pong`: echoes the ping's timestamp and says how long the server held it.
+
+    A pong may wait for the next frame to the same connection (see `Hub.ping`), so the
+    round-trip time a client can compute is `now - clientTime - heldMs`.
+    """
+    return _dumps({"type": "pong", "userId": user_id, "timestamp": int(now),
+                   "data": {"serverTime": int(now * 1000), "clientTime": client_time,
+                            "heldMs": held_ms}})
+
+
+def text_frames(first: bytes, second: bytes) -> bytes:
+    """Two unmasked server-to-client text frames (RFC 6455, 5.2) as one buffer.
+
+    For writing a held pong together with the frame it rides on, in one send call.
+    """
+    return _frame_header(len(first)) + first + _frame_header(len(second)) + second
+
+
+def _frame_header(size: int) -> bytes:
+    if size < 126:
+        return bytes((0x81, size))
+    if size < 65536:
+        return b"\x81\x7e" + size.to_bytes(2, "big")
+    return b"\x81\x7f" + size.to_bytes(8, "big")
+
+
 # -- Inbound --------------------------------------------------------------------------
 
 

@@ -52,7 +52,8 @@ class WsConnection(WSListener):
     """One accepted WebSocket: feeds frames to the hub, takes payloads from it."""
 
     __slots__ = ("hub", "gateway", "conn_id", "user_id", "v2", "ip", "transport", "last_ping",
-                 "last_seen", "frames", "closed", "paused", "backlog", "held", "_resume")
+                 "last_seen", "frames", "closed", "paused", "backlog", "held", "pong_at",
+                 "pong_client_time", "_resume")
 
     def __init__(self, gateway: "WsGateway", user_id: int, v2: bool, ip: str | None,
                  resume: tuple[int | None, int | None, str | None]) -> None:
@@ -72,6 +73,8 @@ class WsConnection(WSListener):
         self.backlog = 0
         # A v2 connection holds back what it is sent until its welcome has gone out.
         self.held: list[tuple[int, bytes]] | None = [] if v2 else None
+        self.pong_at = 0.0
+        self.pong_client_time: Any = None
         self._resume = resume
 
     # -- picows callbacks ------------------------------------------------------------
@@ -112,7 +115,7 @@ class WsConnection(WSListener):
             if type(msg) is Ping:
                 self.last_ping = now
                 if self.v2:
-                    self.hub.pong(self, msg.client_time)
+                    self.hub.ping(self, msg.client_time, now)
             else:
                 self.hub.stats.bad_frames += 1
         elif msg_type is _PING:
@@ -149,7 +152,12 @@ class WsConnection(WSListener):
             self.held.append((seq, payload))
             return
         transport = self.transport
-        transport.send(_TEXT, payload)  # type: ignore[union-attr]
+        if self.pong_at:
+            # A held pong rides on this frame: both in one write, so one send call.
+            pong = self.hub.take_pong(self, _monotonic())
+            transport.underlying_transport.write(protocol.text_frames(payload, pong))  # type: ignore[union-attr]
+        else:
+            transport.send(_TEXT, payload)  # type: ignore[union-attr]
         if self.paused:
             self.backlog += 1
             gateway = self.gateway

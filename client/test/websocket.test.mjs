@@ -138,6 +138,9 @@ test('a v2 connection without pongs or messages for heartbeatTimeout is closed a
   }
   assert.equal(manager.isConnected, true);
   assert.equal(manager.getConnectionStatus().rttMs, 20);
+  // A pong the server held for a while: only the network part counts.
+  ws.serverSend({ type: 'pong', userId: 42, timestamp: 0, data: { serverTime: 0, clientTime: clock.time - 700, heldMs: 690 } });
+  assert.equal(manager.getConnectionStatus().rttMs, 10);
 
   // Half-open: the socket reports nothing at all, not even a close.
   clock.advance(5000);

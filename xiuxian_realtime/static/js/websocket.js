@@ -696,7 +696,9 @@ export class WebSocketManager {
    */
   _onPong(msg) {
     const sent = msg.data?.clientTime;
-    if (typeof sent === 'number') this._rtt = Math.max(0, this._now() - sent);
+    // The server may hold a pong until its next frame to us: heldMs is not network time.
+    const held = typeof msg.data?.heldMs === 'number' ? msg.data.heldMs : 0;
+    if (typeof sent === 'number') this._rtt = Math.max(0, this._now() - sent - held);
     if (!this._liveness) {
       this._liveness = true; // the server answers pings: we can tell a dead connection
       this._armLiveness();
