@@ -13,6 +13,7 @@ import random
 import sys
 import time
 
+from xiuxian_realtime.broker import LocalBroker
 from xiuxian_realtime.history import MemoryHistory
 from xiuxian_realtime.hub import Hub
 from xiuxian_realtime.services.leaderboard import Leaderboard
@@ -22,14 +23,17 @@ from xiuxian_realtime.storage.db import PlayerRow
 
 
 class NullDb:
-    pass
+    """The services only take bound methods of the database at construction here."""
+
+    async def restart_spirit_clocks(self, rows: object) -> None:
+        return None
 
 
 def main() -> None:
     online = int(sys.argv[1]) if len(sys.argv) > 1 else 19_000
     total = int(sys.argv[2]) if len(sys.argv) > 2 else 100_000
     history = MemoryHistory(500, 600, 64 << 20)
-    hub = Hub(history, heartbeat_interval_ms=1000, heartbeat_timeout_s=10, pong_hold_s=1.0, read_timeout_s=60,
+    hub = Hub(LocalBroker(history), heartbeat_interval_ms=1000, heartbeat_timeout_s=10, pong_hold_s=1.0, read_timeout_s=60,
               max_connections_per_user=5)
     players = Players(NullDb())  # type: ignore[arg-type]
     rng = random.Random(1)

@@ -73,3 +73,21 @@ def test_ours_missing_is_a_clear_error(tmp_path: Path) -> None:
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert "unavailable" in proc.stderr
+
+
+def test_game_tick_benchmark_runs() -> None:
+    proc = subprocess.run([sys.executable, "bench/game_tick.py", "200", "1000"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "µs per player per second" in proc.stdout
+
+
+def test_profile_summary(tmp_path: Path) -> None:
+    raw = tmp_path / "raw.txt"
+    raw.write_text("main (a.py:1);tick (b.py:2);send (c.py:3) 30\nmain (a.py:1);sweep (d.py:4) 10\n")
+    proc = subprocess.run([sys.executable, "-m", "bench.profile", str(raw)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    self_part = proc.stdout.split("== inclusive")[0]
+    assert "75.0%  send (c.py)" in self_part and "25.0%  sweep (d.py)" in self_part
+    assert "100.0%  main (a.py)" in proc.stdout

@@ -52,7 +52,7 @@ class Entry:
         self.ts = ts
         self.type = type_
         self.data = data
-        self.payload = payload
+        self.payload = protocol.compact(payload) if payload is not None else None
         self.coalesce = coalesce
         self.size = (len(payload) if payload else 256) + ENTRY_OVERHEAD
         # Superseded by a later merged entry: kept as a placeholder, never replayed.
@@ -269,7 +269,7 @@ class MemoryHistory:
     def _payload(entry: Entry, user_id: int) -> bytes:
         """The legacy envelope of an entry; merged entries are encoded on first need."""
         if entry.payload is None:
-            entry.payload = protocol.encode_event(entry.type, user_id, entry.ts, entry.data)
+            entry.payload = protocol.compact(protocol.encode_event(entry.type, user_id, entry.ts, entry.data))
         return entry.payload
 
     # -- surviving a graceful restart -------------------------------------------------------

@@ -84,7 +84,7 @@ class WsConnection(WSListener):
         transport.underlying_transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
         since, bsince, epoch = self._resume
         self._resume = None  # type: ignore[assignment]
-        log.info("connected", extra={"user_id": self.user_id, "conn_id": self.conn_id,
+        log.debug("connected", extra={"user_id": self.user_id, "conn_id": self.conn_id,
                                      "v2": self.v2})
         self.hub.attach(self, self.ip, since, bsince, epoch)
 
@@ -134,7 +134,7 @@ class WsConnection(WSListener):
     def on_ws_disconnected(self, transport: WSTransport) -> None:
         self.closed = True
         self.hub.detach(self)
-        log.info("disconnected", extra={"user_id": self.user_id, "conn_id": self.conn_id})
+        log.debug("disconnected", extra={"user_id": self.user_id, "conn_id": self.conn_id})
 
     def pause_writing(self) -> None:
         self.paused = True
