@@ -58,6 +58,47 @@ def test_ws_without_upgrade_is_426(server: ServerProcess) -> None:
     assert server.get("/ws?userId=1&token=x").status_code == 426
 
 
+def _upgrade_head(uid: int, token: str, path: str = "/ws") -> bytes:
+    return (f"GET {path}?userId={uid}&token={token} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            "upgrade: WebSocket\r\nConnection: keep-alive, Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n").encode()
+
+
+def _read_head(sock: socket.socket) -> bytes:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def test_upgrade_head_in_pieces_and_after_http_on_the_same_socket(server: ServerProcess) -> None:
+    """The front reads a head that arrives a few bytes at a time; an upgrade after a plain
+    request on a kept-alive socket goes through uvicorn's hand-over instead."""
+    uid, token = server.register()
+    head = _upgrade_head(uid, token)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for cut in (3, 9, 40, len(head)):
+            sock.sendall(head[:cut])
+            head = head[cut:]
+            time.sleep(0.02)  # separate segments, not a wait for a result
+        assert _read_head(sock).startswith(b"HTTP/1.1 101")
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        first = _read_head(sock)
+        assert first.startswith(b"HTTP/1.1 200")
+        length = int(next(line.split(b":")[1] for line in first.split(b"\r\n")
+                          if line.lower().startswith(b"content-length")))
+        rest = first.split(b"\r\n\r\n", 1)[1]
+        while len(rest) < length:
+            rest += sock.recv(4096)
+        sock.sendall(_upgrade_head(uid, token))
+        assert _read_head(sock).startswith(b"HTTP/1.1 101")
+
+
 def test_stats_and_health(server: ServerProcess) -> None:
     stats = server.stats()
     for key in ("onlineCount", "timestamp", "connections", "users", "messagesIn", "messagesOut",

@@ -66,3 +66,24 @@ def test_event_types() -> None:
     assert protocol.valid_event_type("guild_war:round_2")
     for bad in ("Spirit:grow", "spirit", "a:b:c", "a :b", "", "welcome"):
         assert not protocol.valid_event_type(bad)
+
+
+def test_front_recognises_websocket_upgrades_as_uvicorn_does() -> None:
+    from xiuxian_realtime.protocol import is_ws_upgrade
+
+    line = b"GET /ws?userId=1&token=x HTTP/1.1\r\nHost: h\r\n"
+    assert is_ws_upgrade(line + b"Upgrade: websocket\r\nConnection: Upgrade")
+    assert is_ws_upgrade(line + b"connection: keep-alive, upgrade\r\nUPGRADE:WebSocket ")
+    assert not is_ws_upgrade(line + b"Upgrade: websocket")  # Connection must ask for it
+    assert not is_ws_upgrade(line + b"Connection: Upgrade\r\nUpgrade: h2c")
+    assert not is_ws_upgrade(line + b"Connection: Upgrade\r\nX-Upgrade: websocket")
+
+
+def test_connection_lists_are_made_plain_for_picows() -> None:
+    from xiuxian_realtime.protocol import with_plain_connection_upgrade as plain
+
+    firefox = b"GET /ws HTTP/1.1\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket\r\n\r\n"
+    assert plain(firefox) == b"GET /ws HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+    other = b"GET /ws HTTP/1.1\r\nConnection: keep-alive\r\n\r\n"
+    assert plain(other) == other
+    assert plain(b"GET /ws HTTP/1.1\r\nConnection: Upgrade") == b"GET /ws HTTP/1.1\r\nConnection: Upgrade"

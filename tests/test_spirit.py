@@ -51,9 +51,9 @@ async def test_grows_once_a_second_with_the_original_fields(game_server: ServerP
 
 async def test_offline_time_not_counted_and_logout_settles(game_server: ServerProcess) -> None:
     uid, token = game_server.register()
+    started = time.monotonic()  # the session starts with the request (its answer waits for a batch write)
     login = game_server.post("/api/online/login", {"playerId": str(uid)})
     assert login.status_code == 200
-    started = time.monotonic()
     await asyncio.sleep(1.5)
     assert game_server.post("/api/online/logout", {"playerId": str(uid)}).status_code == 200
     online_1 = time.monotonic() - started
@@ -66,8 +66,8 @@ async def test_offline_time_not_counted_and_logout_settles(game_server: ServerPr
     assert await stored_spirit(game_server, uid) == first
     assert snapshot(game_server, token)["spirit"] == pytest.approx(first, abs=0.05)
 
-    assert game_server.post("/api/online/login", {"playerId": str(uid)}).status_code == 200
     started = time.monotonic()
+    assert game_server.post("/api/online/login", {"playerId": str(uid)}).status_code == 200
     await asyncio.sleep(1.0)
     assert game_server.post("/api/online/logout", {"playerId": str(uid)}).status_code == 200
     online_2 = time.monotonic() - started
@@ -121,8 +121,8 @@ def test_shutdown_flushes_and_crash_loses_at_most_the_interval(make_server, data
     env = {**GAME_ENV, "DATABASE_URL": database_url}
     server = make_server(env)
     uid, token = server.register()
-    assert server.post("/api/online/login", {"playerId": str(uid)}).status_code == 200
     started = time.monotonic()
+    assert server.post("/api/online/login", {"playerId": str(uid)}).status_code == 200
     time.sleep(1.2)
     server.stop()  # SIGTERM: settles everyone, logs nobody out
     assert '"stopped"' in server.log()
@@ -132,8 +132,8 @@ def test_shutdown_flushes_and_crash_loses_at_most_the_interval(make_server, data
 
     # A crash (SIGKILL) loses at most SPIRIT_SETTLE_INTERVAL_S (1 s here) plus a write.
     server = make_server(env)
-    assert server.post("/api/online/login", {"playerId": str(uid)}).status_code == 200
     started = time.monotonic()
+    assert server.post("/api/online/login", {"playerId": str(uid)}).status_code == 200
     time.sleep(2.5)
     server.stop(signal.SIGKILL)
     online = time.monotonic() - started

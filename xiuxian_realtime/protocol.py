@@ -113,6 +113,40 @@ def origin_allowed(origin: str | None, host_header: str | None, allow_list: list
     return host_header is not None and parts.netloc.lower() == host_header.lower()
 
 
+# -- The upgrade request ---------------------------------------------------------------
+
+_CONNECTION_HEADER = re.compile(rb"^connection:([^\r\n]*)", re.MULTILINE | re.IGNORECASE)
+_UPGRADE_WEBSOCKET = re.compile(rb"^upgrade:[ \t]*websocket[ \t]*\r?$", re.MULTILINE | re.IGNORECASE)
+
+
+def _lists_upgrade(value: bytes) -> bool:
+    return any(token.strip().lower() == b"upgrade" for token in value.split(b","))
+
+
+def is_ws_upgrade(head: bytes) -> bool:
+    """Whether a request head asks for WebSocket by uvicorn's rule: `Connection` lists
+    `upgrade` and `Upgrade` is `websocket`."""
+    if _UPGRADE_WEBSOCKET.search(head) is None:
+        return False
+    return any(_lists_upgrade(m.group(1)) for m in _CONNECTION_HEADER.finditer(head))
+
+
+def with_plain_connection_upgrade(head: bytes) -> bytes:
+    """Rewrite `Connection: keep-alive, Upgrade` to `Connection: Upgrade`.
+
+    RFC 6455 lets the header be a list and Firefox sends one, but picows accepts only
+    the single token. Only a list that contains `upgrade` is rewritten.
+    """
+    end = head.find(b"\r\n\r\n")
+    if end < 0:
+        return head
+
+    def plain(m: re.Match[bytes]) -> bytes:
+        return b"Connection: Upgrade" if _lists_upgrade(m.group(1)) else m.group(0)
+
+    return _CONNECTION_HEADER.sub(plain, head[:end]) + head[end:]
+
+
 # -- Encoding -------------------------------------------------------------------------
 
 _dumps = orjson.dumps

@@ -17,7 +17,7 @@ def build_server(settings: Settings) -> uvicorn.Server:
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http="httptools",
+        http=gateway.uvicorn_front_factory(),  # type: ignore[arg-type]
         ws=gateway.uvicorn_protocol_factory(),  # type: ignore[arg-type]
         lifespan="on",
         log_config=None,

@@ -1,13 +1,14 @@
-"""WebSocket transport: uvicorn parses HTTP, picows speaks WebSocket, on one port.
+"""WebSocket transport: picows speaks WebSocket, uvicorn serves HTTP, on one port.
 
-The original's clients use port 3000 for the REST API and `/ws` alike. uvicorn serves
-the HTTP side; when it sees an upgrade request it hands the socket to the class given as
-its `ws` setting. We give it picows' protocol, the fastest WebSocket framing available to
-Python (frames parsed in C, sends written straight to the transport), instead of
-uvicorn's own implementations and the ASGI round trip per message.
+The original's clients use port 3000 for the REST API and `/ws` alike. Each accepted
+socket starts with `FrontProtocol`, which reads the request head: a WebSocket upgrade of
+`/ws` goes straight to picows' protocol, the fastest WebSocket framing available to
+Python (frames parsed in C, sends written straight to the transport), and anything else
+to uvicorn's HTTP protocol. uvicorn still hands over any other upgrade it sees (its `ws`
+setting), so every path ends in the same picows protocol.
 
 `picows.picows.WSProtocol` is not public API; picows is pinned exactly in pyproject and
-`tests/test_transport.py` exercises this bridge.
+`tests/test_gateway.py` exercises this bridge.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import orjson
 from picows import WSAutoPingStrategy, WSMsgType, WSUpgradeRequest, WSUpgradeResponse
 from picows.common import WSUpgradeResponseWithListener
 from picows.picows import WSListener, WSProtocol, WSTransport
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from . import protocol
 from .auth import Tokens, TokenError
@@ -279,12 +281,26 @@ class WsGateway:
             await asyncio.sleep(0.02)
 
     def uvicorn_protocol_factory(self) -> Callable[..., asyncio.BaseProtocol]:
-        """The callable uvicorn instantiates for each upgrade (its `ws` setting)."""
+        """The callable uvicorn instantiates for each upgrade it sees (its `ws` setting)."""
         gateway = self
 
         def make(config: Any = None, server_state: Any = None, app_state: Any = None,
                  **_: Any) -> asyncio.BaseProtocol:
             return _UpgradedProtocol(gateway)
+
+        return make
+
+    def uvicorn_front_factory(self) -> Callable[..., asyncio.BaseProtocol]:
+        """The callable uvicorn instantiates for each accepted socket (its `http` setting)."""
+        gateway = self
+
+        def make(config: Any, server_state: Any, app_state: Any, _loop: Any = None,
+                 **_: Any) -> asyncio.BaseProtocol:
+            def make_http() -> asyncio.Protocol:
+                return HttpToolsProtocol(config=config, server_state=server_state, app_state=app_state,
+                                         _loop=_loop)
+
+            return FrontProtocol(gateway, make_http)
 
         return make
 
@@ -294,6 +310,60 @@ def _client_ip(transport: asyncio.BaseTransport) -> str | None:
     if isinstance(peer, tuple) and peer:
         return str(peer[0])
     return None
+
+
+# The longest request head the front reads before passing the socket to uvicorn, which
+# answers an oversized head itself.
+MAX_HEAD_BYTES = 16 * 1024
+
+
+class FrontProtocol(asyncio.Protocol):
+    """The first protocol of every accepted socket: routes it by its request head.
+
+    Letting uvicorn parse a WebSocket handshake first cost about a fifth of the CPU of a
+    connect (an HTTP protocol object, its address lookups, the parse, and the request
+    re-serialised for picows): the weak spot of a reconnect storm. The front looks only
+    for `GET /ws` with the upgrade headers; it never answers anything itself.
+    """
+
+    def __init__(self, gateway: "WsGateway", make_http: Callable[[], asyncio.Protocol]) -> None:
+        self._gateway = gateway
+        self._make_http = make_http
+        self._transport: asyncio.Transport | None = None
+        self._head = b""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        head = self._head + data if self._head else data
+        if len(head) < 8:
+            if b"GET /ws ".startswith(head):
+                self._head = head
+                return
+        elif head.startswith(b"GET /ws") and head[7] in b"? ":
+            end = head.find(b"\r\n\r\n")
+            if end < 0 and len(head) <= MAX_HEAD_BYTES:
+                self._head = head
+                return
+            if end >= 0 and protocol.is_ws_upgrade(head[:end]):
+                self._hand_over(_UpgradedProtocol(self._gateway), head)
+                return
+        self._hand_over(self._make_http(), head)
+
+    def _hand_over(self, protocol: asyncio.Protocol, data: bytes) -> None:
+        transport = self._transport
+        assert transport is not None
+        self._head = b""
+        protocol.connection_made(transport)
+        transport.set_protocol(protocol)
+        protocol.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return None  # closes the socket: the peer left before finishing a request
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._transport = None
 
 
 class _UpgradedProtocol(WSProtocol):
@@ -323,7 +393,9 @@ class _UpgradedProtocol(WSProtocol):
         super().connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
-        view = memoryview(data)
+        # Called once, with the request head (uvloop feeds picows through get_buffer and
+        # buffer_updated afterwards).
+        view = memoryview(protocol.with_plain_connection_upgrade(data))
         while view:
             buf = self.get_buffer(len(view))
             n = min(len(buf), len(view))

@@ -41,7 +41,7 @@ class PlayerCard:
 
 
 class Players:
-    def __init__(self, db: Database, batch_window_s: float = 0.02) -> None:
+    def __init__(self, db: Database, batch_window_s: float = 0.1) -> None:
         self.db = db
         self.batch_window_s = batch_window_s
         self.cards: dict[int, PlayerCard] = {}

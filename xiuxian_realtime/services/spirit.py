@@ -87,7 +87,7 @@ class SpiritState:
 
 class SpiritService:
     def __init__(self, db: Database, hub: Hub, players: Players, settle_interval_s: float = 5.0,
-                 batch_window_s: float = 0.02) -> None:
+                 batch_window_s: float = 0.1) -> None:
         self.db = db
         self.hub = hub
         self.players = players
@@ -95,7 +95,8 @@ class SpiritService:
         self.batch_window_s = batch_window_s
         self.ring: SlotRing[SpiritState] = SlotRing(SLOTS)
         self._settler: asyncio.Task[None] | None = None
-        # Logouts and new sessions of the same few milliseconds share one statement.
+        # Logouts and new sessions of the same 100 ms share one statement: in a connect
+        # storm the statement's fixed cost (SQLAlchemy, a hop to the SQLite thread) dominates.
         self._logout_settles: WriteBatcher[tuple[int, float, float]] = WriteBatcher(
             self._settle_rows, batch_window_s, "spirit settle on logout")
         self._clock_resets: WriteBatcher[tuple[int, float]] = WriteBatcher(

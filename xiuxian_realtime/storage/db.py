@@ -163,7 +163,7 @@ class Database:
         One set-based UPDATE per CHUNK ids at the batch's latest time, not one row update
         each: a connect storm batches hundreds of logins, and per-row parameter handling
         was most of the database thread's time. The clocks move by at most the batch
-        window (20 ms) more than asked, which errs on the side of never counting offline time.
+        window (100 ms) more than asked, which errs on the side of never counting offline time.
         """
         if not rows:
             return
