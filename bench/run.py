@@ -19,6 +19,7 @@ import glob
 import json
 import os
 import platform
+import re
 import secrets
 import shutil
 import signal
@@ -353,7 +354,7 @@ def start_py_spy(pid: int, out: Path, duration: float) -> subprocess.Popen:
 def run_scenario(server: str, n: int, mode: str, warmup: float, duration: float, rate: float,
                  scenario: str, raw_dir: Path, gc_freeze: bool = False, probe_rate: float = 100.0,
                  venv_bin: Optional[Path] = None, use_redis: bool = False,
-                 profile_dir: Optional[Path] = None) -> dict[str, Any]:
+                 profile_dir: Optional[Path] = None, connect_grace: float = 20.0) -> dict[str, Any]:
     """Run one server at one N; returns the full result record.
 
     With ``profile_dir``, py-spy samples the server during the window (raw collapsed stacks, for
@@ -384,7 +385,8 @@ def run_scenario(server: str, n: int, mode: str, warmup: float, duration: float,
             argv = [sys.executable, "-m", "bench.loadgen", "--port", str(port), "--players", str(players),
                     "--n", str(n), "--protocol", spec.protocol, "--rate", str(rate), "--warmup", str(warmup),
                     "--duration", str(duration), "--probe-method", spec.probe_method,
-                    "--probe-path", spec.probe_path, "--probe-rate", str(probe_rate), "--label", scenario]
+                    "--probe-path", spec.probe_path, "--probe-rate", str(probe_rate), "--label", scenario,
+                    "--connect-grace", str(connect_grace)]
             if gc_freeze:
                 argv.append("--gc-freeze")
             if spec.name == "ours":
@@ -393,7 +395,7 @@ def run_scenario(server: str, n: int, mode: str, warmup: float, duration: float,
             lg = subprocess.Popen(["taskset", "-c", LOADGEN_CORE, *argv], stdout=subprocess.PIPE,
                                   stderr=lg_err, cwd=str(ROOT), start_new_session=True, text=True)
             # The load generator bounds itself; this timer is the backstop.
-            limit = n / rate + 40 + warmup + duration + 2 + 60
+            limit = n / rate + 2 * connect_grace + warmup + duration + 2 + 60
             timer = threading.Timer(limit, stop, args=(lg, 2.0))
             timer.start()
             marks: dict[str, Any] = {}
@@ -497,14 +499,37 @@ def gc_cell(g: Optional[dict[str, Any]]) -> str:
     return f"{g['pauses'][2]} ({_fmt(g['max_ms_ever'][2])})"
 
 
+def machine_slug(machine: dict[str, Any]) -> str:
+    """`Intel(R) Xeon(R) Processor` -> `intel-xeon-processor`: tells result files apart by machine."""
+    words = re.findall(r"[a-z0-9]+", re.sub(r"\([a-z]+\)", "", machine.get("cpu_model", "").lower()))
+    return "-".join(words) or "unknown-cpu"
+
+
 def render_tables(records: list[dict[str, Any]]) -> str:
-    """Markdown for the generated section: steady-state table, storm table, machine."""
+    """Markdown for the generated section: per machine (newest first), its tables.
+
+    The same job costs different CPU on different machines, so results are never mixed
+    in one table: ratios between servers only hold within one machine's runs.
+    """
+    by_machine: dict[str, list[dict[str, Any]]] = {}
+    for r in records:
+        by_machine.setdefault(r["machine"].get("cpu_model", ""), []).append(r)
+    groups = sorted(by_machine.values(), key=lambda rs: max(r["date"] for r in rs), reverse=True)
+    parts = []
+    for group in groups:
+        m = max(group, key=lambda r: r["date"])["machine"]
+        parts.append(f"### On {m['cpu_model'] or 'an unknown CPU'} ({m['nproc']} cores)\n\n" + render_machine(group))
+    return "\n\n".join(parts)
+
+
+def render_machine(records: list[dict[str, Any]]) -> str:
+    """One machine's steady-state table, storm table and versions."""
     steady = [r for r in records if not r["scenario"].startswith("storm")]
     storm = [r for r in records if r["scenario"].startswith("storm")]
     order = {"ours": 0, "picows": 1, "websockets": 2, "socketio": 3}
     steady.sort(key=lambda r: (order.get(r["server"], 9), r["protocol"], r["n"], r["server_stats"]["gc_freeze"]))
     lines = [
-        "### Steady state",
+        "#### Steady state",
         "",
         "| server | protocol | gc.freeze | N | held | connect fail | disconnects | spirit recv / expected |"
         " probes recv / published (publish failed) | probe p50 ms | p99 ms | max ms | server CPU s/s |"
@@ -531,7 +556,7 @@ def render_tables(records: list[dict[str, Any]]) -> str:
     if storm:
         lines += [
             "",
-            "### Connect storm",
+            "#### Connect storm",
             "",
             "| server | protocol | N | rate /s | accepted (held) | connect fail | retries | connect p50 ms |"
             " p99 ms | max ms | connect phase s | loadgen CPU s/s while connecting | date |",
@@ -576,7 +601,8 @@ def latest_records(results_dir: Path) -> list[dict[str, Any]]:
         except (OSError, ValueError):
             continue
         if "scenario" in rec:
-            by_key[rec["scenario"]] = rec  # sorted by name = by date: later wins
+            # Sorted by name = by date: later wins, per machine.
+            by_key[rec.get("machine", {}).get("cpu_model", "") + "|" + rec["scenario"]] = rec
     return list(by_key.values())
 
 
@@ -615,6 +641,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="smoke test: N=50, 1 s warm-up, 3 s window, results in bench/results/raw, docs untouched")
     p.add_argument("--results-dir", type=Path, help="where result JSON goes (default bench/results)")
     p.add_argument("--docs", type=Path, help="markdown to regenerate (default docs/benchmarks.md; not in --quick)")
+    p.add_argument("--connect-grace", type=float, default=20.0,
+                   help="seconds the connect phase may take beyond N / rate before the window starts anyway")
     p.add_argument("--profile", type=Path, metavar="DIR",
                    help="sample the server with py-spy during the window, raw stacks into DIR")
     p.add_argument("--venv-bin", type=Path, default=Path(sys.executable).parent,
@@ -671,12 +699,12 @@ def main(argv: Optional[list[str]] = None) -> int:
         try:
             rec = run_scenario(server, n, args.mode, wu, dur, args.rate, scenario, raw_dir,
                                gc_freeze=args.gc_freeze, venv_bin=args.venv_bin, use_redis=args.redis,
-                               profile_dir=args.profile)
+                               profile_dir=args.profile, connect_grace=args.connect_grace)
         except BenchError as exc:
             print(f"bench: {scenario} failed: {exc}", file=sys.stderr, flush=True)
             failures += 1
             continue
-        path = results_dir / f"{dt.date.today().isoformat()}-{scenario}.json"
+        path = results_dir / f"{dt.date.today().isoformat()}-{machine_slug(rec['machine'])}-{scenario}.json"
         path.write_text(json.dumps(rec, indent=2) + "\n", encoding="utf-8")
         c = rec["loadgen"]["connections"]
         lat = rec["loadgen"]["probes"]["latency_ms"]
