@@ -87,7 +87,7 @@ class WsConnection(WSListener):
         since, bsince, epoch = self._resume
         self._resume = None  # type: ignore[assignment]
         log.debug("connected", extra={"user_id": self.user_id, "conn_id": self.conn_id,
-                                     "v2": self.v2})
+                                      "v2": self.v2})
         self.hub.attach(self, self.ip, since, bsince, epoch)
 
     def on_ws_frame(self, transport: WSTransport, frame: Any) -> None:
