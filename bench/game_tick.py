@@ -19,6 +19,7 @@ from xiuxian_realtime.hub import Hub
 from xiuxian_realtime.services.leaderboard import Leaderboard
 from xiuxian_realtime.services.players import PlayerCard, Players
 from xiuxian_realtime.services.spirit import SLOTS, SpiritService, SpiritState
+from xiuxian_realtime.services.ticker import TICK_S
 from xiuxian_realtime.storage.db import PlayerRow
 
 
@@ -64,7 +65,7 @@ def main() -> None:
     for i in range(ticks):
         if i == ticks // 2:
             quiet_board_s = board_s
-        tick_now = start + i * 0.05
+        tick_now = start + i * TICK_S
         t0 = time.perf_counter()
         spirit.tick(tick_now)
         t1 = time.perf_counter()
@@ -75,7 +76,7 @@ def main() -> None:
           f"{board.notifications} rank notifications")
     print(f"spirit tick:       {spirit_s / seconds * 1000:.1f} ms per second "
           f"= {spirit_s / seconds / online * 1e6:.2f} µs per player per second "
-          f"({spirit_s / ticks * 1000:.2f} ms per 50 ms tick)")
+          f"({spirit_s / ticks * 1000:.2f} ms per {TICK_S * 1000:.0f} ms tick)")
     print(f"leaderboard tick:  {board_s / seconds * 1000:.1f} ms per second "
           f"= {board_s / seconds / online * 1e6:.2f} µs per player per second; "
           f"re-ranking alone (first {seconds // 2} s, no notification due): "

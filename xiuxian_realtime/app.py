@@ -34,7 +34,7 @@ from .services.leaderboard import CATEGORIES, Leaderboard
 from .services.redis_ranks import RedisRankIndex
 from .services.players import Players
 from .services.spirit import SpiritService
-from .services.ticker import Ticker
+from .services.ticker import TICK_S, Ticker
 from .sessions import Sessions
 from .storage.db import Database
 from .transport import WsGateway
@@ -71,7 +71,7 @@ class Runtime:
                        max_connections_per_user=settings.ws_max_connections_per_user)
         # Game services. One ticker drives all per-player periodic work (see services/ticker.py).
         self.players = Players(self.db)
-        self.ticker = Ticker(0.05)
+        self.ticker = Ticker(TICK_S)
         self.spirit = SpiritService(self.db, self.hub, self.players, settings.spirit_settle_interval_s)
         # With Redis the leaderboards are shared sorted sets (each node keeps a replica).
         self.rank_boards: list[RedisRankIndex] = []

@@ -10,7 +10,7 @@ category, `ZADD`/`ZREVRANK`) can slot in behind the same methods.
 
 **Online players.** The spirit of online players changes every second, but re-ranking
 everyone every second is wasted work. Online players sit in a `SlotRing` with
-`LEADERBOARD_CHECK_INTERVAL_S / 50 ms` slots; the shared ticker visits one slot per tick,
+`LEADERBOARD_CHECK_INTERVAL_S / 10 ms` slots; the shared ticker visits one slot per tick,
 so each online player is re-ranked once per check interval (5 s): their live spirit goes
 into the index and their rank in each category is compared with the one they were last
 told. Only a change is sent (`rank_up` / `rank_down`), and at most one per category per
@@ -36,7 +36,7 @@ from sortedcontainers import SortedList
 from ..history import Coalesce
 from ..hub import Hub
 from .players import PlayerCard, Players
-from .ticker import SlotRing
+from .ticker import TICK_S, SlotRing
 
 log = logging.getLogger("xiuxian.leaderboard")
 
@@ -145,7 +145,7 @@ RANK_COALESCE = {c: Coalesce(f"rank:{c}", _newest) for c in CATEGORIES}
 class Leaderboard:
     def __init__(self, players: Players, hub: Hub, spirit: Any, *, check_interval_s: float = 5.0,
                  update_interval_s: float = 30.0, notify_interval_s: float = 30.0,
-                 tick_s: float = 0.05,
+                 tick_s: float = TICK_S,
                  indexes: dict[str, RankIndex] | None = None) -> None:
         self.players = players
         self.hub = hub
