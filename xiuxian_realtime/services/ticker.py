@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from typing import Callable, Generic, Iterator, TypeVar
 
@@ -30,12 +31,17 @@ TICK_S = 0.01
 class SlotRing(Generic[T]):
     """Members spread over `n` slots; `advance()` returns the next slot's members."""
 
-    __slots__ = ("_slots", "_where", "_cursor")
+    __slots__ = ("_slots", "_where", "_cursor", "_start", "_stride")
 
     def __init__(self, n: int) -> None:
-        self._slots: list[dict[int, T]] = [{} for _ in range(max(1, n))]
+        n = max(1, n)
+        self._slots: list[dict[int, T]] = [{} for _ in range(n)]
         self._where: dict[int, int] = {}
         self._cursor = -1
+        # Where the search for the least loaded slot starts moves by a golden-ratio stride,
+        # so players arriving together land spread over the cycle, not in adjacent slots.
+        self._start = 0
+        self._stride = next(s for s in range(round(n * 0.618), 2 * n + 1) if math.gcd(s, n) == 1)
 
     def __len__(self) -> int:
         return len(self._where)
@@ -52,7 +58,9 @@ class SlotRing(Generic[T]):
         index = self._where.get(key)
         if index is None:
             sizes = list(map(len, self._slots))  # C-level: a connect storm adds thousands a second
-            index = sizes.index(min(sizes))
+            start = self._start = (self._start + self._stride) % len(sizes)
+            rotated = sizes[start:] + sizes[:start]
+            index = (rotated.index(min(rotated)) + start) % len(sizes)
             self._where[key] = index
         self._slots[index][key] = value
 
