@@ -10,7 +10,7 @@ category, `ZADD`/`ZREVRANK`) can slot in behind the same methods.
 
 **Online players.** The spirit of online players changes every second, but re-ranking
 everyone every second is wasted work. Online players sit in a `SlotRing` with
-`LEADERBOARD_CHECK_INTERVAL_S / 10 ms` slots; the shared ticker visits one slot per tick,
+`LEADERBOARD_CHECK_INTERVAL_S / 50 ms` slots; the shared ticker visits one slot per tick,
 so each online player is re-ranked once per check interval (5 s): their live spirit goes
 into the index and their rank in each category is compared with the one they were last
 told. Only a change is sent (`rank_up` / `rank_down`), and at most one per category per

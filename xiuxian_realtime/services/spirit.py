@@ -4,7 +4,7 @@ Nothing here reads or writes the database per player per second (the original di
 
 - **In memory.** Each online player has a `SpiritState`: the spirit settled at `since`
   (`base`) and the rate. Spirit at time t is `base + rate * (t - since)`, computed on demand.
-- **Pushes.** Online players are spread over 100 slots of a `SlotRing`; the shared 10 ms
+- **Pushes.** Online players are spread over 20 slots of a `SlotRing`; the shared 50 ms
   `Ticker` handles one slot per tick, so each player gets one `spirit:grow` a second and
   the pushes are spread evenly over the second. Per player per tick: a little arithmetic,
   one dict, one `hub.send_to_user` — no await, no I/O.
