@@ -1,4 +1,4 @@
-"""The hub's rules without sockets: held pongs.
+"""The hub's rules without sockets: held pongs, and broadcasts written in chunks.
 
 The connection here is a recorder of what the hub hands it; the real transport's half (a
 held pong written together with the next frame) is covered over real sockets in
@@ -7,6 +7,7 @@ test_gateway.py.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import orjson
@@ -104,3 +105,30 @@ def test_no_hold_answers_at_once_and_closed_connections_get_nothing() -> None:
     gone.closed = True
     held.flush_pongs(200.0)
     assert gone.writes == []
+
+
+async def test_a_broadcast_is_written_a_chunk_per_loop_turn_and_broadcasts_keep_their_order() -> None:
+    from xiuxian_realtime.hub import FANOUT_CHUNK
+
+    clock = [100.0]
+    hub = make_hub(1.0)
+    conns = []
+    for uid in range(1, 2 * FANOUT_CHUNK + 100):
+        conn = Recorder(hub, uid, clock)
+        hub.attach(conn, None, None, None, None)
+        conn.writes.clear()
+        conns.append(conn)
+    hub.broadcast("world:boss", {"n": 1})
+    hub.broadcast("world:boss", {"n": 2})
+    assert sum(1 for c in conns if c.writes) == FANOUT_CHUNK  # the rest waits for the next turns
+    late = Recorder(hub, 99_999, clock)
+    hub.attach(late, None, None, None, None)  # joins mid-way: its welcome covers both
+    late.writes.clear()
+    for _ in range(100):
+        if all(len(c.writes) == 2 for c in conns):
+            break
+        await asyncio.sleep(0)
+    for conn in conns:
+        assert [w[0]["data"]["n"] for w in conn.writes] == [1, 2]
+        assert [w[0]["bseq"] for w in conn.writes] == [1, 2]
+    assert late.writes == []
