@@ -55,7 +55,8 @@ export async function startFakeServer(opts = {}) {
   }
 
   const spiritTimer = setInterval(() => {
-    const online = new Set([...sockets].map((ws) => ws.userId));
+    // Only open sockets: one closing after pause() must not take a seq while "away".
+    const online = new Set([...sockets].filter((ws) => ws.readyState === 1).map((ws) => ws.userId));
     for (const id of online) {
       const u = users.get(id);
       if (!u) continue;
