@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (API_KEY, RedisServer, ServerProcess, async_wait_until, closed_with, pinger,
-                      recv_json, recv_until)
+from conftest import (API_KEY, GAME_ENV, RedisServer, ServerProcess, async_wait_until, bearer, closed_with,
+                      pinger, recv_json, recv_until)
 
 
 def _nodes(make_server, redis_server: RedisServer, tmp_path: Path, count: int = 2,
@@ -212,6 +212,30 @@ async def test_events_published_while_a_subscriber_is_down_arrive_after(make_ser
         finally:
             task.cancel()
     assert [m["data"].get("i") for m in got] == [1, 2, 3, 4, 5, 6], got
+
+
+async def test_exploration_started_on_another_node_reaches_the_player(make_server, redis_server,
+                                                                      tmp_path) -> None:
+    """A load balancer may send the REST call to a node that does not hold the socket: every
+    exploration event, progress included, must reach the player, sequenced and replayable."""
+    a, b = _nodes(make_server, redis_server, tmp_path, env=GAME_ENV)
+    uid, token = a.register()
+    async with a.connect(uid, token, v=2) as ws:
+        await recv_json(ws)
+        task = asyncio.create_task(pinger(ws))
+        try:
+            r = await asyncio.to_thread(b.post, "/api/exploration/start", {"location": "misty_valley"},
+                                        headers=bearer(token))
+            assert r.status_code == 200, r.text
+            events = []
+            while not events or events[-1]["data"]["eventType"] not in ("complete", "failure"):
+                events.append(await recv_until(ws, lambda m: m["type"] == "exploration:event", timeout=15))
+        finally:
+            task.cancel()
+    kinds = [m["data"]["eventType"] for m in events]
+    assert kinds[0] == "start" and "progress" in kinds, kinds
+    seqs = [m.get("seq") for m in events]
+    assert all(isinstance(s, int) for s in seqs) and seqs == sorted(set(seqs)), seqs
 
 
 async def _eq(awaitable, expected) -> bool:

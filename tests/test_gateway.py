@@ -10,7 +10,8 @@ import orjson
 import pytest
 import websockets
 
-from conftest import (API_KEY, ServerProcess, async_wait_until, closed_with, pinger, recv_json)
+from conftest import (API_KEY, ServerProcess, async_wait_until, closed_with, pinger, recv_json,
+                      recv_until)
 
 ORIGINAL_TYPES = {"spirit:grow", "dungeon:event", "exploration:event", "leaderboard:update"}
 
@@ -175,6 +176,18 @@ async def test_v2_pong_rides_on_the_next_frame(server: ServerProcess) -> None:
             assert msg["data"]["clientTime"] == attempt
             # It waited for a frame (the publish, or a spirit push that came first), not for the flush.
             assert before and msg["data"]["heldMs"] < 1000, (before, msg)
+
+
+async def test_frames_of_every_size_arrive_whole_and_in_order(server: ServerProcess) -> None:
+    """Small frames go through picows, large ones (over PICOWS_COPY_MAX) are framed by us."""
+    uid, token = server.register()
+    sizes = [10, 125, 126, 990, 1010, 5000, 20000, 300]
+    async with server.connect(uid, token, v=2) as ws:
+        assert (await recv_json(ws))["type"] == "welcome"
+        for i, size in enumerate(sizes):
+            assert server.publish(uid, "test:size", {"i": i, "text": "x" * size}).status_code == 200
+        got = [await recv_until(ws, lambda m: m["type"] == "test:size") for _ in sizes]
+    assert [(m["data"]["i"], len(m["data"]["text"])) for m in got] == list(enumerate(sizes))
 
 
 # -- who may connect --------------------------------------------------------------------------

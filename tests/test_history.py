@@ -89,6 +89,28 @@ def test_state_events_coalesce_around_discrete_ones() -> None:
     assert got[1]["data"] == {"oldSpirit": 0, "newSpirit": 310, "gainAmount": 310} and got[1]["seq"] == 311
 
 
+def test_state_entries_keep_their_data_and_are_encoded_on_replay() -> None:
+    """A leaderboard message per player per category sits in history: it must not cost a
+    copy of its JSON each. The newest message of a category supersedes the previous one."""
+    rank = Coalesce("rank:spirit", lambda old, new: new, local=True)
+    top10 = [{"rank": 1, "userId": 9, "username": "lin"}]
+    h = MemoryHistory(100, 600, 1 << 20)
+    for uid in (1, 2):
+        h.ensure_stream(uid)
+        send(h, uid, "leaderboard:update", {"type": "full_refresh", "top10": top10, "userRank": {"rank": uid}}, rank)
+    for uid in (1, 2):
+        entry = h.ensure_stream(uid).entries[0]
+        assert entry.payload is None and entry.data["top10"] is top10
+    epoch = h.ensure_stream(1).epoch
+    assert frames(h.replay(1, epoch, 0, None)) == [
+        {"type": "leaderboard:update", "userId": 1, "timestamp": 1, "seq": 1,
+         "data": {"type": "full_refresh", "top10": top10, "userRank": {"rank": 1}}}]
+    send(h, 1, "dungeon:event", {"eventType": "start"})
+    send(h, 1, "leaderboard:update", {"type": "rank_up", "top10": top10, "userRank": {"rank": 0}}, rank)
+    got = frames(h.replay(1, epoch, 0, None))
+    assert [(m["seq"], m["data"].get("type")) for m in got] == [(2, None), (3, "rank_up")]
+
+
 def test_broadcasts_interleave_in_send_order() -> None:
     h = MemoryHistory(100, 600, 1 << 20)
     epoch = h.ensure_stream(1).epoch

@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 import os
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
@@ -33,18 +33,32 @@ class Coalesce(NamedTuple):
 
     `key` identifies what the state is about (e.g. "spirit" or "exploration:<name>");
     `merge(older, newer)` returns the cumulative data. Live delivery is never merged.
+
+    `local` marks state pushed by the node that holds the user's connections, for those
+    connections (spirit ticks, leaderboard ranks): in a cluster it is sent by that node
+    only, unsequenced, and never crosses Redis. State produced wherever an API call
+    landed (an exploration's progress) must not be local, or a player connected to
+    another node would never see it.
     """
 
     key: str
     merge: Callable[[dict, dict], dict]
+    local: bool = False
 
 
 class Entry:
+    """One event in a stream.
+
+    A discrete event keeps its encoded `payload`. A state event keeps its `data` instead
+    and is encoded only if it is ever replayed: most never are, and the data is smaller
+    than the JSON (a leaderboard message shares its top-10 list with every other player's).
+    """
+
     __slots__ = ("seq", "first_seq", "order", "t", "ts", "type", "data", "payload", "coalesce", "size",
                  "dead")
 
     def __init__(self, seq: int, order: int, t: float, ts: int, type_: str, data: Any,
-                 payload: bytes | None, coalesce: Coalesce | None) -> None:
+                 payload: bytes | None, coalesce: Coalesce | None, size: int) -> None:
         self.seq = seq
         self.first_seq = seq
         self.order = order
@@ -54,7 +68,7 @@ class Entry:
         self.data = data
         self.payload = protocol.compact(payload) if payload is not None else None
         self.coalesce = coalesce
-        self.size = (len(payload) if payload else 256) + ENTRY_OVERHEAD
+        self.size = size + ENTRY_OVERHEAD
         # Superseded by a later merged entry: kept as a placeholder, never replayed.
         self.dead = False
 
@@ -65,7 +79,10 @@ class Stream:
     def __init__(self, epoch: str) -> None:
         self.epoch = epoch
         self.seq = 0
-        self.entries: deque[Entry] = deque()
+        # A list rather than a deque: an empty deque costs 600 bytes, a few entries in a
+        # list about 100, and streams hold a few entries each. Dropping from the head is
+        # a short memmove (at most HISTORY_MAX_EVENTS pointers).
+        self.entries: list[Entry] = []
         self.bytes = 0
         # The latest state entry per coalesce key that later ones may still merge into.
         self.open_state: dict[str, Entry] = {}
@@ -166,13 +183,13 @@ class MemoryHistory:
                 # Discrete events came in between: they keep their place, the state moves
                 # to the end as one cumulative entry, and the old one becomes a placeholder.
                 previous.dead, previous.data, previous.payload = True, None, None
-                entry = Entry(seq, next(self._order), now, ts, type_, merged, None, coalesce)
+                entry = Entry(seq, next(self._order), now, ts, type_, merged, None, coalesce, len(payload))
                 entry.first_seq = previous.first_seq
             else:
-                entry = Entry(seq, next(self._order), now, ts, type_, data, payload, coalesce)
+                entry = Entry(seq, next(self._order), now, ts, type_, data, None, coalesce, len(payload))
             stream.open_state[coalesce.key] = entry
         else:
-            entry = Entry(seq, next(self._order), now, ts, type_, None, payload, None)
+            entry = Entry(seq, next(self._order), now, ts, type_, None, payload, None, len(payload))
         entries.append(entry)
         stream.bytes += entry.size
         self.total_bytes += entry.size
@@ -182,13 +199,15 @@ class MemoryHistory:
             self._enforce_budget(stream)
         return seq
 
-    def _drop_head(self, stream: Stream) -> None:
-        entry = stream.entries.popleft()
-        stream.bytes -= entry.size
-        self.total_bytes -= entry.size
-        if entry.coalesce is not None and stream.open_state.get(entry.coalesce.key) is entry:
-            # Gone from history: nothing may merge into it and claim its range.
-            del stream.open_state[entry.coalesce.key]
+    def _drop_head(self, stream: Stream, count: int = 1) -> None:
+        entries = stream.entries
+        for entry in entries[:count]:
+            stream.bytes -= entry.size
+            self.total_bytes -= entry.size
+            if entry.coalesce is not None and stream.open_state.get(entry.coalesce.key) is entry:
+                # Gone from history: nothing may merge into it and claim its range.
+                del stream.open_state[entry.coalesce.key]
+        del entries[:count]
 
     def _enforce_budget(self, keep: Stream) -> None:
         # Clear whole histories, least recently written first. The stream header (epoch,
@@ -219,8 +238,11 @@ class MemoryHistory:
         horizon = self._clock() - self.max_age_s
         for stream in (self._broadcast, *self._streams.values()):
             entries = stream.entries
-            while entries and entries[0].t < horizon:
-                self._drop_head(stream)
+            old = 0
+            while old < len(entries) and entries[old].t < horizon:
+                old += 1
+            if old:
+                self._drop_head(stream, old)
         # A stream whose last write is older than the age limit and whose user is gone
         # holds nothing replayable: forget it. Its next stream gets a new epoch.
         for user_id, stream in list(self._streams.items()):
@@ -318,7 +340,8 @@ class MemoryHistory:
             stream = Stream(raw["epoch"])
             stream.seq = raw["seq"]
             for seq, first_seq, order, age, ts, type_, payload in raw["entries"]:
-                entry = Entry(seq, order, now - age, ts, type_, None, payload.encode(), None)
+                encoded = payload.encode()
+                entry = Entry(seq, order, now - age, ts, type_, None, encoded, None, len(encoded))
                 entry.first_seq = first_seq
                 stream.entries.append(entry)
                 stream.bytes += entry.size

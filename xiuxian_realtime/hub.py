@@ -123,7 +123,8 @@ class Hub:
         Never blocks. The event gets the next position in the user's stream and is kept
         for resume even while they have no connection. `coalesce` marks a state event
         (its latest value supersedes earlier ones, like spirit): it may be merged in
-        history, and in a cluster it is delivered by this node only, unsequenced.
+        history, and when it is `local`, in a cluster it is delivered by this node only,
+        unsequenced.
         Returns the seq when already known (0 otherwise).
         """
         ts = int(_time())

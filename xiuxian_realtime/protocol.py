@@ -192,10 +192,11 @@ def text_frames(first: bytes, second: bytes) -> bytes:
 
     For writing a held pong together with the frame it rides on, in one send call.
     """
-    return _frame_header(len(first)) + first + _frame_header(len(second)) + second
+    return frame_header(len(first)) + first + frame_header(len(second)) + second
 
 
-def _frame_header(size: int) -> bytes:
+def frame_header(size: int) -> bytes:
+    """The header of an unmasked, unfragmented server-to-client text frame of `size` bytes."""
     if size < 126:
         return bytes((0x81, size))
     if size < 65536:

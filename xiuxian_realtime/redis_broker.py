@@ -16,8 +16,11 @@ across nodes: every node sees a user's events in seq order on its one subscriber
 connection. Every sequenced event is delivered that way, even on the node that
 published it, so delivery order never depends on which connection answers first.
 
-State events (spirit ticks) and pongs concern only the connections of the node that
-produces them; they are sent locally, unsequenced, and never touch Redis.
+State pushed by the node holding a user's connections, for those connections (spirit
+ticks and the leaderboard messages addressed to the user: `Coalesce.local`), and pongs
+concern only that node; they are sent locally, unsequenced, and never touch Redis. Every
+other event, state-like or not (an exploration's progress, produced by whichever node
+took the API call), is sequenced and delivered through Redis like a discrete one.
 
 Publishes are queued and sent in pipelines, so `publish_user` never waits. When Redis is
 unreachable the queue is kept (bounded) and retried in order; the publish API instead
@@ -131,8 +134,8 @@ class RedisBroker:
 
     def publish_user(self, user_id: int, type_: str, ts: int, data: Any, payload: bytes,
                      coalesce: Coalesce | None) -> int:
-        if coalesce is not None:
-            # A state event: this node's connections only, unsequenced (see module doc).
+        if coalesce is not None and coalesce.local:
+            # State of this node's connections: sent here only, unsequenced (see module doc).
             self.hub.send_local(user_id, payload)  # type: ignore[union-attr]
             return 0
         self._enqueue(_Pending(user_tag(user_id), ts, payload, None))

@@ -20,6 +20,7 @@ from typing import Any, Callable
 from urllib.parse import urlsplit
 
 import orjson
+from multidict import CIMultiDict, CIMultiDictProxy
 from picows import WSAutoPingStrategy, WSMsgType, WSUpgradeRequest, WSUpgradeResponse
 from picows.common import WSUpgradeResponseWithListener
 from picows.picows import WSListener, WSProtocol, WSTransport
@@ -48,6 +49,12 @@ _CONTINUATION = WSMsgType.CONTINUATION
 WRITE_HIGH_WATER = 64 * 1024
 # A closing connection that does not drain its last bytes in this time is aborted.
 CLOSE_GRACE_S = 5.0
+# picows copies each frame into a per-connection buffer that starts at 1 KiB and grows
+# to the largest frame ever sent, never shrinking. Frames above this size (leaderboards,
+# a few per player) go out as header + payload in one writev instead, so that buffer
+# stays at 1 KiB on every connection.
+PICOWS_COPY_MAX = 1000
+_NO_HEADERS: CIMultiDictProxy[str] = CIMultiDictProxy(CIMultiDict())
 
 
 class WsConnection(WSListener):
@@ -84,6 +91,7 @@ class WsConnection(WSListener):
     def on_ws_connected(self, transport: WSTransport) -> None:
         self.transport = transport
         transport.underlying_transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
+        _forget_handshake(transport)
         since, bsince, epoch = self._resume
         self._resume = None  # type: ignore[assignment]
         log.debug("connected", extra={"user_id": self.user_id, "conn_id": self.conn_id,
@@ -158,6 +166,9 @@ class WsConnection(WSListener):
             # A held pong rides on this frame: both in one write, so one send call.
             pong = self.hub.take_pong(self, _monotonic())
             transport.underlying_transport.write(protocol.text_frames(payload, pong))  # type: ignore[union-attr]
+        elif len(payload) > PICOWS_COPY_MAX:
+            transport.underlying_transport.writelines(  # type: ignore[union-attr]
+                (protocol.frame_header(len(payload)), payload))
         else:
             transport.send(_TEXT, payload)  # type: ignore[union-attr]
         if self.paused:
@@ -184,6 +195,21 @@ class WsConnection(WSListener):
         self.hub.detach(self)
         if self.transport is not None:
             _start_close(self.transport, code, reason)
+
+
+def _forget_handshake(transport: WSTransport) -> None:
+    """Drop what picows keeps of the upgrade once it is done.
+
+    picows holds the request and the response for the connection's life and never reads
+    them again: their headers cost about 1.7 KB per connection, and the request's path
+    holds the player's token.
+    """
+    request, response = transport.request, transport.response
+    if request is not None:
+        request.path = b"/ws"
+        request.headers = _NO_HEADERS
+    if response is not None:
+        response.headers = _NO_HEADERS
 
 
 def _start_close(transport: WSTransport, code: int, reason: str) -> None:

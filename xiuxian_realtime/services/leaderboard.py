@@ -138,8 +138,10 @@ def _newest(_older: dict[str, Any], newer: dict[str, Any]) -> dict[str, Any]:
     return newer
 
 
-# A rank notification supersedes the previous one of its category (resume history).
-RANK_COALESCE = {c: Coalesce(f"rank:{c}", _newest) for c in CATEGORIES}
+# Every leaderboard message addressed to a player (full_refresh, rank_up, rank_down) carries
+# the whole state of its category for them, so the newest supersedes the one before it in
+# resume history. They come from the node holding the player's connection: local.
+RANK_COALESCE = {c: Coalesce(f"rank:{c}", _newest, local=True) for c in CATEGORIES}
 
 
 class Leaderboard:
@@ -233,7 +235,8 @@ class Leaderboard:
         self.ring.add(user_id, OnlineRanks(user_id, ranks, now))
         for category in CATEGORIES:
             self.hub.send_to_user(user_id, "leaderboard:update",
-                                  self.message("full_refresh", category, user_id, max_age_s=1.0))
+                                  self.message("full_refresh", category, user_id, max_age_s=1.0),
+                                  RANK_COALESCE[category])
 
     async def on_leave(self, user_id: int, now: float) -> None:
         self.ring.remove(user_id)

@@ -59,7 +59,7 @@ def merge_spirit(older: dict[str, Any], newer: dict[str, Any]) -> dict[str, Any]
     return merged
 
 
-SPIRIT_COALESCE = Coalesce("spirit", merge_spirit)
+SPIRIT_COALESCE = Coalesce("spirit", merge_spirit, local=True)
 
 
 class SpiritState:
