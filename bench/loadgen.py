@@ -238,6 +238,10 @@ class Player(WSListener):
         lg.players_by_id.pop(self.user_id, None)
 
 
+class _Unanswered(ConnectionError):
+    """The connection closed before any byte of a response."""
+
+
 class HttpClient:
     """Minimal HTTP/1.1 client for the probe publish calls.
 
@@ -269,13 +273,24 @@ class HttpClient:
     async def _request(self, raw: bytes) -> int:
         if self.idle:
             reader, writer = self.idle.pop()
-        else:
-            reader, writer = await asyncio.open_connection(self.host, self.port)
+            try:
+                return await self._exchange(reader, writer, raw)
+            except _Unanswered:
+                # The server closed it while it sat idle (keep-alive timeout) and never
+                # read the request: send it again on a fresh connection, as HTTP clients do.
+                pass
+        reader, writer = await asyncio.open_connection(self.host, self.port)
+        return await self._exchange(reader, writer, raw)
+
+    async def _exchange(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, raw: bytes) -> int:
         try:
-            writer.write(raw)
-            status_line = await reader.readline()
+            try:
+                writer.write(raw)
+                status_line = await reader.readline()
+            except (ConnectionResetError, BrokenPipeError) as exc:
+                raise _Unanswered("publish connection closed") from exc
             if not status_line:
-                raise ConnectionError("publish connection closed")
+                raise _Unanswered("publish connection closed")
             status = int(status_line.split()[1])
             length = -1
             chunked = False

@@ -74,6 +74,19 @@ def test_age_bound() -> None:
     assert [m["seq"] for m in frames(h.replay(1, epoch, 1, None))] == [2]
 
 
+def test_expiry_spreads_over_calls() -> None:
+    clock = Clock()
+    h = MemoryHistory(100, 60, 1 << 20, clock=clock)
+    for uid in range(1, 11):
+        h.ensure_stream(uid)
+        send(h, uid, "a:b", {})
+    clock.t += 61
+    h.expire(lambda uid: uid == 3, share=0.5)
+    assert h.stream_count == 5
+    h.expire(lambda uid: uid == 3, share=0.5)
+    assert h.stream_count == 1 and h.has_stream(3) and h.total_bytes == 0
+
+
 def test_state_events_coalesce_around_discrete_ones() -> None:
     h = MemoryHistory(100, 600, 1 << 20)
     epoch = h.ensure_stream(1).epoch

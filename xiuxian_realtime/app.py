@@ -119,7 +119,6 @@ class Runtime:
         await self.broker.start()
         self.hub.start()
         self.gc.start()
-        self.spirit.start()
         self.ticker.start()
 
     async def stop(self) -> None:

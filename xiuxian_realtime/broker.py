@@ -50,13 +50,17 @@ class Broker(Protocol):
     async def position(self, user_id: int) -> Position: ...
 
     def expire(self) -> None:
-        """Periodic clean-up of history (called by the hub's sweeper every 10 s)."""
+        """Periodic clean-up of history (called by the hub's sweeper every second)."""
 
     def history_bytes(self) -> int: ...
 
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...
+
+
+# The share of the histories each sweep looks at: every stream is visited every 10 s.
+EXPIRE_SHARE = 0.1
 
 
 class BrokerUnavailable(Exception):
@@ -115,7 +119,7 @@ class LocalBroker:
 
     def expire(self) -> None:
         assert self.hub is not None
-        self.history.expire(self.hub.is_online)
+        self.history.expire(self.hub.is_online, share=EXPIRE_SHARE)
 
     def history_bytes(self) -> int:
         return self.history.total_bytes

@@ -12,6 +12,7 @@ implementation; a Redis one (several nodes) implements the same methods.
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import time
 from collections import OrderedDict
@@ -23,7 +24,7 @@ import orjson
 
 from . import protocol
 
-# Rough per-entry overhead (entry object, deque slot, dict refs) added to the payload
+# Rough per-entry overhead (entry object, list slot, dict refs) added to the payload
 # length, so the byte budget tracks real memory rather than JSON length alone.
 ENTRY_OVERHEAD = 160
 
@@ -119,6 +120,9 @@ class MemoryHistory:
         self._streams: OrderedDict[int, Stream] = OrderedDict()
         self._broadcast = Stream(f"{self.node_epoch}.b")
         self.total_bytes = 0
+        # Users whose streams the current expiry pass has still to visit, so many per call.
+        self._to_expire: list[int] = []
+        self._expire_step = 1
 
     # -- positions ---------------------------------------------------------------------
 
@@ -230,25 +234,38 @@ class MemoryHistory:
         while self.total_bytes > self.max_bytes and keep.entries:
             self._drop_head(keep)
 
-    def expire(self, is_connected: Callable[[int], bool]) -> None:
+    def expire(self, is_connected: Callable[[int], bool], share: float = 1.0) -> None:
         """Drop events older than the age limit; forget idle streams of absent users.
 
-        Called by the hub's sweeper about once a second.
+        Each call handles `share` of the streams, continuing where the previous call
+        stopped: the hub's sweeper calls it every second with a tenth, because one pass
+        over 10,000 streams is a ~20 ms stall that every message would wait behind.
         """
         horizon = self._clock() - self.max_age_s
-        for stream in (self._broadcast, *self._streams.values()):
-            entries = stream.entries
-            old = 0
-            while old < len(entries) and entries[old].t < horizon:
-                old += 1
-            if old:
-                self._drop_head(stream, old)
-        # A stream whose last write is older than the age limit and whose user is gone
-        # holds nothing replayable: forget it. Its next stream gets a new epoch.
-        for user_id, stream in list(self._streams.items()):
-            if stream.entries or is_connected(user_id):
+        if not self._to_expire:
+            self._to_expire = list(self._streams)
+            self._expire_step = max(1, math.ceil(len(self._to_expire) * share))
+            self._drop_older(self._broadcast, horizon)
+        batch = self._to_expire[-self._expire_step:]
+        del self._to_expire[-self._expire_step:]
+        streams = self._streams
+        for user_id in batch:
+            stream = streams.get(user_id)
+            if stream is None:
                 continue
-            del self._streams[user_id]
+            self._drop_older(stream, horizon)
+            # A stream whose last write is older than the age limit and whose user is
+            # gone holds nothing replayable: forget it. Its next stream gets a new epoch.
+            if not stream.entries and not is_connected(user_id):
+                del streams[user_id]
+
+    def _drop_older(self, stream: Stream, horizon: float) -> None:
+        entries = stream.entries
+        old = 0
+        while old < len(entries) and entries[old].t < horizon:
+            old += 1
+        if old:
+            self._drop_head(stream, old)
 
     # -- replay ------------------------------------------------------------------------
 

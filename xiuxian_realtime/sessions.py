@@ -27,6 +27,7 @@ from .presence import PresenceRecord, PresenceStore
 log = logging.getLogger("xiuxian.sessions")
 
 STALE_BATCH = 500
+REFRESH_CHUNK = 1000  # players per presence refresh (one Redis script each)
 
 
 class SessionHooks(Protocol):
@@ -148,16 +149,19 @@ class Sessions:
         """Called by the hub's sweeper every second with each connected user's latest
         ping (monotonic time); the work runs as one task."""
         if self._sweeping is None or self._sweeping.done():
-            now_ms = _now_ms()
-            pings = [(uid, now_ms - int((now - last) * 1000)) for uid, last in alive]
-            self._sweeping = asyncio.get_running_loop().create_task(self._sweep(pings, now_ms))
+            self._sweeping = asyncio.get_running_loop().create_task(self._sweep(alive, now, _now_ms()))
 
-    async def _sweep(self, pings: list[tuple[int, int]], now_ms: int) -> None:
+    async def _sweep(self, alive: list[tuple[int, float]], now: float, now_ms: int) -> None:
         try:
-            for user_id in await self.presence.refresh(pings):
-                # Logged out elsewhere (or the store lost them) while connected here.
-                if self.connections.is_online(user_id):
-                    self.user_connected(user_id, None)
+            # In pieces, yielding in between: at 10,000 players one piece was a 3-13 ms stall.
+            for start in range(0, len(alive), REFRESH_CHUNK):
+                if start:
+                    await asyncio.sleep(0)
+                pings = [(uid, now_ms - int((now - last) * 1000)) for uid, last in alive[start:start + REFRESH_CHUNK]]
+                for user_id in await self.presence.refresh(pings):
+                    # Logged out elsewhere (or the store lost them) while connected here.
+                    if self.connections.is_online(user_id):
+                        self.user_connected(user_id, None)
             before = now_ms - self.timeout_ms
             for user_id in list(self._rest_held):
                 # A REST session ended (here or on another node): release its state.

@@ -28,11 +28,22 @@ class WriteBatcher(Generic[T]):
     async def add(self, row: T) -> None:
         """Queue a row and wait until the batch holding it is written."""
         self._rows.append(row)
+        await asyncio.shield(self._schedule())
+
+    def add_many_nowait(self, rows: list[T]) -> None:
+        """Queue rows without waiting for their write (a failure is logged): for writes
+        that a later one supersedes anyway."""
+        self._rows.extend(rows)
+        self._schedule()
+
+    def _schedule(self) -> asyncio.Future[None]:
         if self._done is None:
             loop = asyncio.get_running_loop()
             self._done = loop.create_future()
+            # Retrieved here, so a batch nobody awaits does not warn about its error.
+            self._done.add_done_callback(lambda f: f.cancelled() or f.exception())
             loop.call_later(self.window_s, lambda: loop.create_task(self._flush()))
-        await asyncio.shield(self._done)
+        return self._done
 
     async def idle(self) -> None:
         """Wait for the batch being collected, if any (shutdown)."""

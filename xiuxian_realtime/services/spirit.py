@@ -8,17 +8,19 @@ Nothing here reads or writes the database per player per second (the original di
   `Ticker` handles one slot per tick, so each player gets one `spirit:grow` a second and
   the pushes are spread evenly over the second. Per player per tick: a little arithmetic,
   one dict, one `hub.send_to_user` — no await, no I/O.
-- **Settling.** Every `SPIRIT_SETTLE_INTERVAL_S` (5 s) the spirit of every online player is
-  written in one batched UPDATE (executemany): the absolute value and the time it was
-  settled up to. A logout settles that player (logouts arriving together share one batch,
-  and the logout completes only once it is written); shutdown settles everyone without
-  logging anybody out.
+- **Settling.** Every `SPIRIT_SETTLE_INTERVAL_S` (5 s) each online player's spirit is
+  written: the absolute value and the time it was settled up to. The tick that visits a
+  player whose last settle is that old rebases them, and the rows of a quarter second
+  share one batched UPDATE (executemany), so the writes are spread over the interval like
+  the pushes, not one 10,000-row burst that stalls the loop. A logout settles that player
+  (logouts arriving together share one batch, and the logout completes only once it is
+  written); shutdown settles everyone without logging anybody out.
 - **Never double-counted.** The row holds settled spirit and the time it is settled up
   to, the update only moves that time forward (a stale or reordered write is a no-op),
   and a login restarts the clock at the login time: time while offline, or while the
   server was down, never counts.
-- **Crash bound.** A crash loses at most the growth since the last batch settle: at most
-  `SPIRIT_SETTLE_INTERVAL_S` plus the duration of one batch write.
+- **Crash bound.** A crash loses at most the growth since a player's last settle: at most
+  `SPIRIT_SETTLE_INTERVAL_S` plus one batch window and write.
 
 **Which node keeps the state.** A player's `SpiritState` lives on the nodes that hold a
 connection of theirs (`on_join` / `on_leave`), because that is where the pushes go. It is
@@ -31,7 +33,7 @@ terms, crediting the time up to the logout.
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import logging
 import time
 from typing import Any
@@ -39,7 +41,6 @@ from typing import Any
 from ..history import Coalesce
 from ..hub import Hub
 from ..storage.db import Database
-from ..tasks import cancel_and_wait
 from .batching import WriteBatcher
 from .players import Players
 from .ticker import TICK_S, SlotRing
@@ -48,6 +49,7 @@ log = logging.getLogger("xiuxian.spirit")
 
 SLOTS = round(1.0 / TICK_S)  # each player once a second
 MIN_PUSH_GAP_S = 0.5
+SETTLE_BATCH_S = 0.25
 
 
 def merge_spirit(older: dict[str, Any], newer: dict[str, Any]) -> dict[str, Any]:
@@ -94,7 +96,8 @@ class SpiritService:
         self.settle_interval_s = settle_interval_s
         self.batch_window_s = batch_window_s
         self.ring: SlotRing[SpiritState] = SlotRing(SLOTS)
-        self._settler: asyncio.Task[None] | None = None
+        self._settles: WriteBatcher[tuple[int, float, float]] = WriteBatcher(
+            self._write_settles, SETTLE_BATCH_S, "spirit settle")
         # Logouts and new sessions of the same 100 ms share one statement: in a connect
         # storm the statement's fixed cost (SQLAlchemy, a hop to the SQLite thread) dominates.
         self._logout_settles: WriteBatcher[tuple[int, float, float]] = WriteBatcher(
@@ -128,7 +131,11 @@ class SpiritService:
         coalesce = SPIRIT_COALESCE
         ts = int(now)
         sent = 0
+        settle_before = now - self.settle_interval_s
+        due: list[tuple[int, float, float]] = []
         for state in self.ring.advance().values():
+            if state.since <= settle_before and (state.rate or state.dirty):
+                due.append((state.user_id, state.rebase(now), now))
             # The original skipped players with under 1 s to credit; a slot comes round
             # every second, so only the first visit after a login can be that early.
             if now - state.shown_at < MIN_PUSH_GAP_S:
@@ -147,6 +154,8 @@ class SpiritService:
             send(uid, "spirit:grow", data, coalesce)
             sent += 1
         self.pushes += sent
+        if due:
+            self._settles.add_many_nowait(due)
 
     # -- sessions ------------------------------------------------------------------------
 
@@ -200,23 +209,12 @@ class SpiritService:
 
     # -- settling ------------------------------------------------------------------------
 
-    def start(self) -> None:
-        self._settler = asyncio.get_running_loop().create_task(self._settle_forever())
-
     async def stop(self) -> None:
-        """Stop the periodic settle and settle everyone online (shutdown; no logout)."""
-        await cancel_and_wait(self._settler)
-        self._settler = None
-        await self._logout_settles.idle()
+        """Settle everyone online (shutdown, after the ticker stopped; no logout)."""
+        for batch in (self._settles, self._logout_settles):
+            with contextlib.suppress(Exception):  # logged by the batcher; settle_all covers it
+                await batch.idle()
         await self.settle_all()
-
-    async def _settle_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self.settle_interval_s)
-            try:
-                await self.settle_all()
-            except Exception:
-                log.exception("spirit settle failed; will retry")
 
     def collect(self, now: float) -> list[tuple[int, float, float]]:
         """Rebase every changed online player at `now`; the rows to write."""
@@ -243,6 +241,19 @@ class SpiritService:
             raise
         self.settled_rows += len(rows)
         return len(rows)
+
+    async def _write_settles(self, rows: list[tuple[int, float, float]]) -> None:
+        try:
+            await self.db.settle_spirit_many(rows)
+        except Exception:
+            # The in-memory state is still right; a player whose spirit does not grow
+            # would not be written again without this.
+            for uid, _, _ in rows:
+                state = self.ring.get(uid)
+                if state is not None:
+                    state.dirty = True
+            raise
+        self.settled_rows += len(rows)
 
     async def _write_logout(self, row: tuple[int, float, float]) -> None:
         """Settle on logout; the logout completes once the row is written."""

@@ -7,9 +7,12 @@ next slot, so every player is visited once per N ticks and the work (and the pus
 makes) is spread evenly over the cycle instead of bursting once a second.
 
 Why 50 ms: a tick runs to completion and whatever else is ready (a publish, a ping)
-waits behind it, so shorter ticks mean shorter waits; but each wake-up costs a loop
-iteration. Measured at 10,000 legacy players (bench machine, two runs each): 10 ms ticks
-took 0.67 core with probe p99 39-45 ms, 50 ms ticks 0.59-0.64 core with p99 53 ms.
+waits behind it, so shorter ticks mean shorter waits; but shorter ticks cost more CPU.
+Measured twice: at 10,000 legacy players on a slow machine, 10 ms ticks took 0.67 core
+with probe p99 39-45 ms, 50 ms ticks 0.59-0.64 core with p99 53 ms; at 10,000 v2 players
+on a faster one, 10 ms ticks took 0.49 core with p99 11 ms, 50 ms ticks 0.43 core with
+p99 13 ms (a 50 ms tick there is a ~12 ms stall, once the sweep, settles and broadcasts
+stopped adding stalls of their own).
 """
 
 from __future__ import annotations
