@@ -50,6 +50,7 @@ async def _main() -> None:
         players.cards[uid] = PlayerCard(PlayerRow(uid, f"p{uid}", rng.randint(1, 50), "练气期一层",
                                                   rng.randint(10, 500), rng.uniform(0, 100_000), 1.0, ""))
     spirit = SpiritService(NullDb(), hub, players)  # type: ignore[arg-type]
+    spirit.chunk = 0  # the whole slot per call: this loop never yields to run the rest
     board = Leaderboard(players, hub, spirit, check_interval_s=5.0, update_interval_s=0,
                         notify_interval_s=30.0)
     t = time.perf_counter()
