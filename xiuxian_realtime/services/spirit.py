@@ -247,16 +247,7 @@ class SpiritService:
         rows = self.collect(now)
         if not rows:
             return 0
-        try:
-            await self.db.settle_spirit_many(rows)
-        except Exception:
-            # The in-memory state is still right: mark them for the next settle.
-            for uid, _, _ in rows:
-                state = self.ring.get(uid)
-                if state is not None:
-                    state.dirty = True
-            raise
-        self.settled_rows += len(rows)
+        await self._write_settles(rows)
         return len(rows)
 
     async def _write_settles(self, rows: list[tuple[int, float, float]]) -> None:
