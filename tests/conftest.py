@@ -7,6 +7,7 @@ database is a real SQLite file in a temporary folder, clients speak WebSocket ov
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -14,7 +15,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, AsyncIterator, Callable, Iterator
 
 import httpx
 import orjson
@@ -400,3 +401,14 @@ async def pinger(ws: Any, interval: float = 0.5) -> None:
     while True:
         await ws.send('{"type":"ping","timestamp":0}')
         await asyncio.sleep(interval)
+
+
+@contextlib.asynccontextmanager
+async def heartbeat(*conns: Any) -> AsyncIterator[None]:
+    """Keep the connections' heartbeats alive for the length of the block."""
+    tasks = [asyncio.create_task(pinger(ws)) for ws in conns]
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import (API_KEY, GAME_ENV, RedisServer, ServerProcess, async_wait_until, bearer, closed_with,
-                      pinger, recv_json, recv_until)
+                      heartbeat, recv_json, recv_until)
 
 
 def _nodes(make_server, redis_server: RedisServer, tmp_path: Path, count: int = 2,
@@ -117,14 +117,11 @@ async def test_no_logout_while_connected_on_another_node(make_server, redis_serv
     async with a.connect(uid, token) as silent, b.connect(uid, token, v=2) as alive:
         await recv_json(alive)
 
-        task = asyncio.create_task(pinger(alive))
-        try:
+        async with heartbeat(alive):
             assert await closed_with(silent, timeout=8) == 4000
             await asyncio.sleep(4)  # well past the timeout after A closed its connection
             assert a.get(f"/api/online/player/{uid}").json()["status"] == "online"
             assert a.stats()["logouts"] == 0 and b.stats()["logouts"] == 0
-        finally:
-            task.cancel()
 
 
 async def test_redis_restart_mid_stream(make_server, redis_server, tmp_path) -> None:
@@ -133,8 +130,7 @@ async def test_redis_restart_mid_stream(make_server, redis_server, tmp_path) -> 
     async with a.connect(uid, token, v=2) as ws:
         await recv_json(ws)
 
-        task = asyncio.create_task(pinger(ws))
-        try:
+        async with heartbeat(ws):
             b.publish(uid, "test:n", {"i": 0})
             assert (await recv_json(ws))["data"]["i"] == 0
             redis_server.kill()
@@ -161,8 +157,6 @@ async def test_redis_restart_mid_stream(make_server, redis_server, tmp_path) -> 
             # Presence was rebuilt by the nodes themselves.
             await async_wait_until(lambda: str(uid) in redis_server.client().smembers("server:online:players"),
                                    timeout=5, message="presence rebuilt")
-        finally:
-            task.cancel()
 
 
 async def test_leaderboards_are_shared_through_redis(make_server, redis_server, tmp_path) -> None:
@@ -171,8 +165,7 @@ async def test_leaderboards_are_shared_through_redis(make_server, redis_server, 
     uid, token = a.register()  # B started before this player existed
     r = redis_server.client()
     async with a.connect(uid, token) as ws:
-        task = asyncio.create_task(pinger(ws))
-        try:
+        async with heartbeat(ws):
             await async_wait_until(lambda: (r.zscore("lb:spirit", str(uid)) or 0) >= 1.0, timeout=10,
                                    message="spirit score in the shared sorted set")
 
@@ -183,8 +176,6 @@ async def test_leaderboards_are_shared_through_redis(make_server, redis_server, 
                 return bool(board["userRank"]) and any(e["userId"] == uid for e in board["top10"])
 
             await async_wait_until(seen_on_b, timeout=10, message="node B to rank a player of node A")
-        finally:
-            task.cancel()
     assert r.zcard("lb:power") >= 1 and r.zcard("lb:level") >= 1
 
 
@@ -194,8 +185,7 @@ async def test_events_published_while_a_subscriber_is_down_arrive_after(make_ser
     uid, token = a.register()
     async with a.connect(uid, token, v=2) as ws:
         await recv_json(ws)
-        task = asyncio.create_task(pinger(ws))
-        try:
+        async with heartbeat(ws):
             def ours(m: dict) -> bool:
                 return m["type"] in ("test:n", "world:news")
 
@@ -209,8 +199,6 @@ async def test_events_published_while_a_subscriber_is_down_arrive_after(make_ser
             await asyncio.to_thread(
                 b.post, "/api/broadcast", {"type": "world:news", "data": {"i": 6}}, headers={"X-API-Key": API_KEY})
             got = [await recv_until(ws, ours, timeout=10) for _ in range(6)]
-        finally:
-            task.cancel()
     assert [m["data"].get("i") for m in got] == [1, 2, 3, 4, 5, 6], got
 
 
@@ -222,16 +210,13 @@ async def test_exploration_started_on_another_node_reaches_the_player(make_serve
     uid, token = a.register()
     async with a.connect(uid, token, v=2) as ws:
         await recv_json(ws)
-        task = asyncio.create_task(pinger(ws))
-        try:
+        async with heartbeat(ws):
             r = await asyncio.to_thread(b.post, "/api/exploration/start", {"location": "misty_valley"},
                                         headers=bearer(token))
             assert r.status_code == 200, r.text
             events = []
             while not events or events[-1]["data"]["eventType"] not in ("complete", "failure"):
                 events.append(await recv_until(ws, lambda m: m["type"] == "exploration:event", timeout=15))
-        finally:
-            task.cancel()
     kinds = [m["data"]["eventType"] for m in events]
     assert kinds[0] == "start" and "progress" in kinds, kinds
     seqs = [m.get("seq") for m in events]

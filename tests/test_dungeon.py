@@ -6,7 +6,7 @@ import asyncio
 
 import httpx
 
-from conftest import (ServerProcess, async_wait_until, bearer, collect, pinger, read_db, recv_json,
+from conftest import (ServerProcess, async_wait_until, bearer, collect, heartbeat, read_db, recv_json,
                       sqlite_only)
 
 DUNGEON_FIELDS = {"userId", "eventType", "dungeon", "message", "roundNum", "playerHp", "enemyHp",
@@ -50,14 +50,11 @@ def check_run(events: list[tuple[float, dict]], uid: int) -> None:
 async def test_victory_events_and_loot_persisted(game_server: ServerProcess) -> None:
     uid, token = game_server.register()
     async with game_server.connect(uid, token) as ws:
-        task = asyncio.create_task(pinger(ws))
-        try:
+        async with heartbeat(ws):
             r = start(game_server, token)  # the demo page sends no body
             assert r.status_code == 200, r.text
             assert r.json()["dungeon"]["id"] == "bamboo_forest"
             events = await run_to_end(ws)
-        finally:
-            task.cancel()
     check_run(events, uid)
     final = [m["data"] for _, m in events if m["data"]["eventType"] in ("victory", "treasure")]
     assert final and final[0]["eventType"] == "victory" and final[0]["enemyHp"] == 0
@@ -77,8 +74,7 @@ async def test_victory_events_and_loot_persisted(game_server: ServerProcess) -> 
 async def test_defeat_and_one_run_at_a_time(game_server: ServerProcess) -> None:
     uid, token = game_server.register()
     async with game_server.connect(uid, token) as ws:
-        task = asyncio.create_task(pinger(ws))
-        try:
+        async with heartbeat(ws):
             # Concurrent starts: exactly one wins, the others get 409.
             async with httpx.AsyncClient(base_url=game_server.base, headers=bearer(token)) as client:
                 rs = await asyncio.gather(*(client.post("/api/dungeon/start", json={"dungeon": "dragon_abyss"})
@@ -91,8 +87,6 @@ async def test_defeat_and_one_run_at_a_time(game_server: ServerProcess) -> None:
             # Over: a new run may start.
             assert start(game_server, token, {"dungeon": "bamboo_forest"}).status_code == 200
             await run_to_end(ws)
-        finally:
-            task.cancel()
     runs = await read_db(game_server.database_url, lambda db: db.dungeon_runs(uid))
     assert [r["victory"] for r in runs] == [False, True]
 

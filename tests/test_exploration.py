@@ -7,7 +7,7 @@ import random
 
 import httpx
 
-from conftest import (GAME_ENV, ServerProcess, async_wait_until, bearer, collect, pinger, read_db,
+from conftest import (GAME_ENV, ServerProcess, async_wait_until, bearer, collect, heartbeat, read_db,
                       recv_json, sqlite_only)
 
 EXPLORATION_FIELDS = {"userId", "eventType", "exploreName", "message", "progress", "durationSecs",
@@ -59,15 +59,12 @@ async def test_run_events_and_reward_persisted(game_server: ServerProcess) -> No
     uid, token = game_server.register()
     loc = min(game_server.get("/api/exploration/locations").json()["locations"], key=lambda l: l["durationSecs"])
     async with game_server.connect(uid, token) as ws:
-        task = asyncio.create_task(pinger(ws))
-        try:
+        async with heartbeat(ws):
             r = start(game_server, token, loc["id"])
             assert r.status_code == 200, r.text
             again = start(game_server, token, loc["id"])
             assert again.status_code == 409 and "error" in again.json()
             events = await run_to_end(ws)
-        finally:
-            task.cancel()
     check_run(events, uid, loc["name"], loc["durationSecs"])
     kinds = [m["data"]["eventType"] for _, m in events]
     assert "progress" in kinds and "discovery" in kinds

@@ -10,7 +10,7 @@ import orjson
 import pytest
 import websockets
 
-from conftest import (API_KEY, ServerProcess, async_wait_until, closed_with, pinger, recv_json,
+from conftest import (API_KEY, ServerProcess, async_wait_until, closed_with, heartbeat, recv_json,
                       recv_until)
 
 ORIGINAL_TYPES = {"spirit:grow", "dungeon:event", "exploration:event", "leaderboard:update"}
@@ -395,13 +395,10 @@ async def test_no_logout_while_another_tab_is_alive(server: ServerProcess) -> No
     async with server.connect(uid, token) as silent, server.connect(uid, token, v=2) as alive:
         await recv_json(alive)
 
-        task = asyncio.create_task(pinger(alive))
-        try:
+        async with heartbeat(alive):
             assert await closed_with(silent, timeout=6) == 4000
             await asyncio.sleep(1.5)  # past the timeout once more: still no logout
             assert server.get(f"/api/online/player/{uid}").json()["status"] == "online"
-        finally:
-            task.cancel()
 
 
 async def test_reload_within_timeout_keeps_the_session(server: ServerProcess) -> None:

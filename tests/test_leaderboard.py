@@ -8,7 +8,7 @@ import httpx
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import (ServerProcess, bearer, collect, pinger, read_db, recv_json, recv_until,
+from conftest import (ServerProcess, bearer, collect, heartbeat, read_db, recv_json, recv_until,
                       sqlite_only)
 
 LB_FIELDS = {"type", "category", "updateTime", "top10", "userRank", "timestamp"}
@@ -37,8 +37,7 @@ async def test_rank_changes_are_notified(game_server: ServerProcess) -> None:
     a, a_token = game_server.register()
     b, b_token = game_server.register()  # same power, higher id: behind a
     async with game_server.connect(a, a_token) as wa, game_server.connect(b, b_token) as wb:
-        tasks = [asyncio.create_task(pinger(wa)), asyncio.create_task(pinger(wb))]
-        try:
+        async with heartbeat(wa, wb):
             before_b = (await recv_until(wb, is_lb("full_refresh", "power")))["data"]["userRank"]["rank"]
             before_a = (await recv_until(wa, is_lb("full_refresh", "power")))["data"]["userRank"]["rank"]
             assert before_a < before_b
@@ -49,9 +48,6 @@ async def test_rank_changes_are_notified(game_server: ServerProcess) -> None:
             # Spirit keeps growing meanwhile; rank checks are throttled to one per interval.
             noise = await collect(wb, 1.5, lambda m: m["type"] == "leaderboard:update"
                                   and m["data"]["type"] in ("rank_up", "rank_down"))
-        finally:
-            for t in tasks:
-                t.cancel()
     assert up["data"]["userRank"]["rank"] < before_b and up["data"]["userRank"]["value"] == 11
     assert down["data"]["userRank"]["rank"] == before_a + 1
     assert set(up["data"]) == LB_FIELDS and up["data"]["top10"][0]["userId"] == b
@@ -66,8 +62,7 @@ async def test_top10_change_is_broadcast_as_update(game_server: ServerProcess) -
     uid, token = game_server.register()
     async with game_server.connect(uid, token, v=2) as ws:
         await recv_json(ws)
-        task = asyncio.create_task(pinger(ws))
-        try:
+        async with heartbeat(ws):
             await collect(ws, 1.2)  # let earlier broadcasts pass
             other, other_token = game_server.register()
             game_server.post("/api/dungeon/start", {}, headers=bearer(other_token))
@@ -76,8 +71,6 @@ async def test_top10_change_is_broadcast_as_update(game_server: ServerProcess) -
                                       and m["data"]["category"] == "power"
                                       and any(e["userId"] == other and e["power"] == 11
                                               for e in m["data"]["top10"]), timeout=8)
-        finally:
-            task.cancel()
     assert update["userId"] == 0 and "bseq" in update and update["data"]["userRank"] is None
 
 
@@ -105,16 +98,13 @@ async def test_snapshot_matches_its_position(game_server: ServerProcess) -> None
     snaps = []
     async with game_server.connect(uid, token, v=2) as ws:
         welcome = await recv_json(ws)
-        task = asyncio.create_task(pinger(ws))
-        try:
+        async with heartbeat(ws):
             async with httpx.AsyncClient(base_url=game_server.base, headers=bearer(token)) as client:
                 assert (await client.post("/api/dungeon/start", json={"dungeon": "blood_cave"})).status_code == 200
                 for _ in range(12):
                     snaps.append((await client.get("/api/player/snapshot")).json())
                     await asyncio.sleep(0.07)
             events = [m for _, m in await collect(ws, 1.5) if "seq" in m]
-        finally:
-            task.cancel()
     snap = snaps[0]
     for key in ("id", "username", "level", "realm", "spirit", "spiritRate", "power", "dungeon",
                 "exploration", "ranks", "position"):

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import (GAME_ENV, ServerProcess, async_wait_until, bearer, collect, pinger,
+from conftest import (GAME_ENV, ServerProcess, async_wait_until, bearer, collect, heartbeat, pinger,
                       read_db, recv_json, recv_until, register_many, sqlite_only)
 
 SPIRIT_FIELDS = {"userId", "oldSpirit", "newSpirit", "gainAmount", "spiritRate", "elapsedSeconds", "timestamp"}
@@ -29,11 +29,8 @@ async def test_grows_once_a_second_with_the_original_fields(game_server: ServerP
     sqlite_only(game_server)
     uid, token = game_server.register()
     async with game_server.connect(uid, token) as ws:
-        task = asyncio.create_task(pinger(ws))
-        try:
+        async with heartbeat(ws):
             got = await collect(ws, 3.6, lambda m: m["type"] == "spirit:grow")
-        finally:
-            task.cancel()
     assert len(got) >= 3
     for _, msg in got:
         data = msg["data"]
@@ -81,24 +78,20 @@ async def test_offline_time_not_counted_and_logout_settles(game_server: ServerPr
 async def test_settled_in_batches_while_online(game_server: ServerProcess) -> None:
     uid, token = game_server.register()
     async with game_server.connect(uid, token) as ws:
-        task = asyncio.create_task(pinger(ws))
-        try:
+        async with heartbeat(ws):
             # SPIRIT_SETTLE_INTERVAL_S=1: the row follows without any logout.
             async def settled() -> bool:
                 return await stored_spirit(game_server, uid) >= 1.0
             await async_wait_until(settled, timeout=5, interval=0.2, message="batch settle")
             live = snapshot(game_server, token)["spirit"]
             assert live - 1.6 <= await stored_spirit(game_server, uid) <= live + 0.1
-        finally:
-            task.cancel()
 
 
 async def test_replay_merges_spirit_updates(game_server: ServerProcess) -> None:
     """A v2 client that was away gets one cumulative spirit:grow, not one per second."""
     uid, token = game_server.register()
     async with game_server.connect(uid, token) as keep:  # keeps the session online
-        task = asyncio.create_task(pinger(keep))
-        try:
+        async with heartbeat(keep):
             async with game_server.connect(uid, token, v=2) as ws:
                 welcome = await recv_json(ws)
                 first = await recv_until(ws, lambda m: m["type"] == "spirit:grow", timeout=3)
@@ -108,8 +101,6 @@ async def test_replay_merges_spirit_updates(game_server: ServerProcess) -> None:
                 welcome2 = await recv_json(ws)
                 assert welcome2["data"]["recovered"] is True
                 replay = [m for _, m in await collect(ws, 0.3) if m["type"] == "spirit:grow"]
-        finally:
-            task.cancel()
     assert replay, "missed spirit growth is replayed"
     merged = replay[0]
     assert merged["data"]["oldSpirit"] == first["data"]["newSpirit"]
